@@ -1,0 +1,97 @@
+"""Checkpoints with orbax-checkpoint: periodic, kept-N, resumable, and checked for
+compatibility before anything is restored or overwritten.
+
+Each checkpoint holds the TrainState and a JSON record of the config and of the state's
+structure (every leaf's path, shape and dtype). orbax writes a checkpoint into a temporary
+folder and renames it only once complete, so a run killed during a save leaves the previous
+checkpoints intact and the partial one is ignored (and cleaned up) on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from gan_jax.registry import ConfigError
+
+
+def state_signature(abstract_state: Any) -> dict[str, str]:
+  """{leaf path: "shape dtype"} of a (possibly abstract) pytree."""
+  leaves = jax.tree_util.tree_flatten_with_path(abstract_state)[0]
+  return {jax.tree_util.keystr(path): f"{tuple(x.shape)} {x.dtype}" for path, x in leaves}
+
+
+def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+  diffs = []
+  for key in sorted(set(old) | set(new)):
+    a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+    if isinstance(a, dict) and isinstance(b, dict):
+      diffs += _config_diff(a, b, f"{prefix}{key}.")
+    elif a != b:
+      diffs.append(f"{prefix}{key}: {a!r} -> {b!r}")
+  return diffs
+
+
+class Checkpointer:
+  """Saves and restores TrainStates under `directory`.
+
+  Args:
+    directory: checkpoint folder (created if needed).
+    keep: number of checkpoints kept.
+    config: the run's config as a plain dict (stored in each checkpoint, for error messages).
+  """
+
+  def __init__(self, directory: str, keep: int, config: dict[str, Any]):
+    self.directory = os.path.abspath(directory)
+    self.config = config
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           cleanup_tmp_directories=True)
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def restore(self, abstract_state: Any, step: int | None = None) -> Any:
+    """Restores the checkpoint at `step` (default: latest) onto `abstract_state`'s shardings.
+
+    Raises:
+      ConfigError: the checkpoint was written by a run whose state has a different structure
+        (another model, width, objective, ...); the message lists what differs.
+    """
+    step = self.latest_step() if step is None else step
+    meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    meta = meta["meta"]
+    expected = state_signature(abstract_state)
+    if meta["signature"] != expected:
+      changed = _config_diff(meta.get("config", {}), self.config)
+      leaves = sorted(set(meta["signature"].items()) ^ set(expected.items()))[:6]
+      raise ConfigError(
+          f"the checkpoint at step {step} in {self.directory} was written by an incompatible "
+          f"config; nothing was restored or overwritten. Config fields that differ: "
+          f"{changed or 'none recorded'}. First differing state leaves: {leaves}. Use a new "
+          f"--workdir, or the original config to resume.")
+    restored = self._manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+    return restored["state"]
+
+  def save(self, step: int, state: Any) -> None:
+    """Saves `state` as checkpoint `step` (asynchronously; see `wait`)."""
+    meta = {"config": self.config, "signature": state_signature(state)}
+    self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                    meta=ocp.args.JsonSave(meta)), force=True)
+
+  def wait(self) -> None:
+    """Blocks until pending saves are complete."""
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.close()
+
+
+def config_to_dict(config) -> dict[str, Any]:
+  """A ConfigDict as JSON-safe nested dicts."""
+  return json.loads(config.to_json_best_effort())

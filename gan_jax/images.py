@@ -1,0 +1,37 @@
+"""Image grids and PNG files."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+  """Float images in [-1, 1] -> uint8 [0, 255] (rounded, clipped)."""
+  images = np.asarray(images, np.float32)
+  return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
+  """Tiles images (N, H, W, C), uint8 or float in [-1, 1], into one (H', W', C) uint8 image."""
+  if images.dtype != np.uint8:
+    images = to_uint8(images)
+  n, h, w, c = images.shape
+  columns = columns or math.ceil(math.sqrt(n))
+  rows = math.ceil(n / columns)
+  grid = np.full((rows * (h + padding) + padding, columns * (w + padding) + padding, c), 255,
+                 np.uint8)
+  for i, im in enumerate(images):
+    r, col = divmod(i, columns)
+    top, left = padding + r * (h + padding), padding + col * (w + padding)
+    grid[top:top + h, left:left + w] = im
+  return grid
+
+
+def save_png(path: str, image: np.ndarray) -> None:
+  """Writes an (H, W, C) uint8 image as PNG, creating the folder."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  Image.fromarray(image[:, :, 0] if image.shape[-1] == 1 else image).save(path)

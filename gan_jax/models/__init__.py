@@ -1,0 +1,34 @@
+"""Networks, found by name through `MODELS` (config field `model.name`).
+
+A model builder takes the `model` config section (as a plain dict) and the data's image shape
+and returns the game's networks as Flax modules keyed by role ("generator", "discriminator").
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from flax import linen as nn
+
+from gan_jax.models.dcgan import Discriminator, Generator
+from gan_jax.models.initializers import INITIALIZERS
+from gan_jax.registry import Registry
+
+MODELS = Registry("model")
+
+
+@MODELS.register("dcgan")
+def dcgan(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> dict[str, nn.Module]:
+  """DCGAN G and D (Tempered GAN Fig. 3); `discriminator_norm="none"` gives the WGAN-GP critic."""
+  height, width, channels = image_shape
+  if height != width:
+    raise ValueError(f"DCGAN needs square images, got {image_shape}")
+  return {
+      "generator": Generator(image_size=height, channels=channels, width=cfg["width"],
+                             norm=cfg["generator_norm"], init_scheme=cfg["init"],
+                             bn_momentum=cfg["bn_momentum"]),
+      "discriminator": Discriminator(width=cfg["width"], norm=cfg["discriminator_norm"],
+                                     init_scheme=cfg["init"], bn_momentum=cfg["bn_momentum"]),
+  }
+
+
+__all__ = ["MODELS", "INITIALIZERS", "Generator", "Discriminator"]

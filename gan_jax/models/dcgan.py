@@ -1,0 +1,133 @@
+"""DCGAN generator and discriminator / critic.
+
+Architecture of Tempered GAN (Kessler et al. 2018), Fig. 3, which follows the DCGAN guidelines
+(Radford et al. 2016): 4x4 kernels, stride-2 transposed convolutions in G and stride-2
+convolutions in D instead of pooling, BatchNorm, ReLU in G with a tanh output, LeakyReLU(0.2) in
+D, a single dense layer at each end. The width is set by `width` (C in the paper): G goes
+4C -> 2C -> C -> channels, D goes C -> 2C -> 4C -> 1.
+
+The number of resolution steps follows from the image size: the spatial size is halved until it
+is at most 7, so 28 -> 14 -> 7, 32 -> 16 -> 8 -> 4 and 64 -> ... -> 4.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from gan_jax.models.initializers import INITIALIZERS
+from gan_jax.registry import ConfigError, check_choice
+
+NORMS = ("batch", "layer", "none")
+
+
+def num_resolution_steps(image_size: int) -> tuple[int, int]:
+  """Returns (steps, base) with image_size == base * 2**steps and base <= 7."""
+  size, steps = image_size, 0
+  while size > 7:
+    if size % 2:
+      raise ConfigError(f"image size {image_size} cannot be halved down to at most 7 "
+                        "(config field data.image_size); use e.g. 28, 32 or 64")
+    size, steps = size // 2, steps + 1
+  if steps < 1:
+    raise ConfigError(f"image size {image_size} is too small (config field data.image_size)")
+  return steps, size
+
+
+def _norm(kind: str, train: bool, momentum: float, scale_init: Callable, name: str):
+  if kind == "batch":
+    return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=1e-5,
+                        scale_init=scale_init, name=name)
+  if kind == "layer":
+    return nn.LayerNorm(epsilon=1e-5, name=name)
+  return lambda h: h
+
+
+class Generator(nn.Module):
+  """DCGAN generator G: z -> image.
+
+  Attributes:
+    image_size: output height and width (28, 32, 64, ...).
+    channels: output channels (1 or 3).
+    width: the paper's C; the first feature map has C * 2**(steps - 1) channels.
+    norm: "batch" (DCGAN), "layer" or "none".
+    init_scheme: initialiser name, see `INITIALIZERS`.
+    bn_momentum: BatchNorm running-average momentum.
+  """
+  image_size: int = 32
+  channels: int = 1
+  width: int = 64
+  norm: str = "batch"
+  init_scheme: str = "xavier"
+  bn_momentum: float = 0.9
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    """Maps noise `z` of shape (B, Z) to images (B, H, W, channels) in [-1, 1]."""
+    kernel_init, scale_init = INITIALIZERS.get(self.init_scheme, "model.init")
+    steps, base = num_resolution_steps(self.image_size)
+    features = self.width * 2 ** (steps - 1)
+    dense = functools.partial(nn.Dense, kernel_init=kernel_init, dtype=self.dtype)
+    convt = functools.partial(nn.ConvTranspose, kernel_size=(4, 4), strides=(2, 2),
+                              padding="SAME", kernel_init=kernel_init, dtype=self.dtype)
+    norm = functools.partial(_norm, self.norm, train, self.bn_momentum, scale_init)
+
+    h = dense(base * base * features, use_bias=self.norm == "none", name="project")(z)
+    h = h.reshape(z.shape[0], base, base, features)
+    h = nn.relu(norm("project_norm")(h))
+    for i in range(steps - 1):
+      features //= 2
+      h = convt(features, use_bias=self.norm == "none", name=f"up{i}")(h)
+      h = nn.relu(norm(f"up{i}_norm")(h))
+    h = convt(self.channels, name="to_image")(h)
+    return jnp.tanh(h.astype(jnp.float32))
+
+
+class Discriminator(nn.Module):
+  """DCGAN discriminator D (norm="batch") or WGAN-GP critic (norm="none" or "layer").
+
+  Returns one raw score per image: a logit for the minimax/non-saturating/LSGAN objectives, an
+  unbounded critic value for WGAN. The last hidden feature map is recorded with
+  `self.sow("intermediates", "features", ...)` for feature matching.
+
+  Attributes:
+    width: the paper's C; layers have C, 2C, 4C, ... channels.
+    norm: "batch" (DCGAN; not applied to the first layer), "layer" or "none" (WGAN-GP: the
+      gradient penalty is per sample, which batch statistics would couple).
+    init_scheme: initialiser name, see `INITIALIZERS`.
+    bn_momentum: BatchNorm running-average momentum.
+  """
+  width: int = 64
+  norm: str = "batch"
+  init_scheme: str = "xavier"
+  bn_momentum: float = 0.9
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    """Maps images (B, H, W, C) in [-1, 1] to scores (B,)."""
+    check_choice(self.norm, NORMS, "model.discriminator_norm")
+    kernel_init, scale_init = INITIALIZERS.get(self.init_scheme, "model.init")
+    steps, _ = num_resolution_steps(x.shape[1])
+    conv = functools.partial(nn.Conv, kernel_size=(4, 4), strides=(2, 2), padding="SAME",
+                             kernel_init=kernel_init, dtype=self.dtype)
+    norm = functools.partial(_norm, self.norm, train, self.bn_momentum, scale_init)
+
+    h = x.astype(self.dtype)
+    features = self.width
+    for i in range(steps):
+      use_norm = i > 0  # DCGAN: no normalisation on the discriminator's input layer.
+      h = conv(features, use_bias=not use_norm or self.norm == "none", name=f"down{i}")(h)
+      if use_norm:
+        h = norm(f"down{i}_norm")(h)
+      h = nn.leaky_relu(h, 0.2)
+      features *= 2
+    h = h.reshape(h.shape[0], -1)
+    self.sow("intermediates", "features", h)
+    out = nn.Dense(1, kernel_init=kernel_init, dtype=self.dtype, name="score")(h)
+    return out[:, 0].astype(jnp.float32)

@@ -1,0 +1,134 @@
+"""Metric writers: console progress line, JSON lines, TensorBoard event files.
+
+TensorBoard files are written with tensorboardX, which needs no TensorFlow (clu's writers
+import TensorFlow, which training on local data must not need).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+class MetricWriter:
+  """Interface: scalars and images per step."""
+
+  def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+    pass
+
+  def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
+    pass
+
+  def flush(self) -> None:
+    pass
+
+  def close(self) -> None:
+    self.flush()
+
+
+class JsonlWriter(MetricWriter):
+  """Appends one JSON object per write to `path`: {"step": t, "<metric>": value, ...}."""
+
+  def __init__(self, path: str):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    self._file = open(path, "a", encoding="utf-8")
+
+  def write_scalars(self, step, scalars):
+    record = {"step": int(step)}
+    record.update({k: float(v) for k, v in scalars.items()})
+    self._file.write(json.dumps(record) + "\n")
+
+  def flush(self):
+    self._file.flush()
+
+  def close(self):
+    self._file.close()
+
+
+class TensorBoardWriter(MetricWriter):
+  """TensorBoard event files in `logdir` (scalars and (H, W, C) uint8 images)."""
+
+  def __init__(self, logdir: str):
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    self._writer = SummaryWriter(logdir, flush_secs=30)
+
+  def write_scalars(self, step, scalars):
+    for k, v in scalars.items():
+      self._writer.add_scalar(k, float(v), int(step))
+
+  def write_images(self, step, images):
+    for k, v in images.items():
+      self._writer.add_image(k, np.asarray(v), int(step), dataformats="HWC")
+
+  def flush(self):
+    self._writer.flush()
+
+  def close(self):
+    self._writer.close()
+
+
+def _format_duration(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return "?"
+  seconds = int(seconds)
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+class ConsoleWriter(MetricWriter):
+  """One progress line per log: step, chosen metrics, iterations/s and ETA."""
+
+  def __init__(self, total_steps: int, keys: Sequence[str] = ("d/loss", "g/loss"),
+               stream=None):
+    self.total_steps = total_steps
+    self.keys = tuple(keys)
+    self.stream = stream or sys.stdout
+
+  def write_scalars(self, step, scalars):
+    shown = [f"{k} {scalars[k]:.4g}" for k in self.keys if k in scalars]
+    rate = scalars.get("perf/steps_per_sec", float("nan"))
+    eta = (self.total_steps - step) / rate if rate and rate > 0 else float("nan")
+    print(f"step {step}/{self.total_steps} | " + " ".join(shown) +
+          f" | {rate:.2f} it/s | ETA {_format_duration(eta)}", file=self.stream, flush=True)
+
+
+class MultiWriter(MetricWriter):
+
+  def __init__(self, writers: Sequence[MetricWriter]):
+    self.writers = list(writers)
+
+  def write_scalars(self, step, scalars):
+    for w in self.writers:
+      w.write_scalars(step, scalars)
+
+  def write_images(self, step, images):
+    for w in self.writers:
+      w.write_images(step, images)
+
+  def flush(self):
+    for w in self.writers:
+      w.flush()
+
+  def close(self):
+    for w in self.writers:
+      w.close()
+
+
+class RateMeter:
+  """Iterations per second between calls."""
+
+  def __init__(self, step: int):
+    self._step, self._time = step, time.perf_counter()
+
+  def __call__(self, step: int) -> float:
+    now = time.perf_counter()
+    rate = (step - self._step) / max(now - self._time, 1e-9)
+    self._step, self._time = step, now
+    return rate
