@@ -51,6 +51,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.keep_checkpoints = 3  # Checkpoints kept.
   config.train.prefetch = 2  # Iterations of data prepared ahead on the host.
 
+  config.eval = presets.eval_config()
+
   return presets.apply_args(config, arg)
 
 

@@ -55,6 +55,13 @@ def data_config(preset: str = "fashion_mnist") -> ml_collections.ConfigDict:
   return data
 
 
+def eval_config() -> ml_collections.ConfigDict:
+  """The `eval` section: metrics computed during training (gan_jax.evaluation)."""
+  cfg = ml_collections.ConfigDict()
+  cfg.every = 0  # Steps between evaluations (0 = no evaluation during training).
+  return cfg
+
+
 def apply_args(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
   """Applies the comma-separated config argument: dataset presets and `smoke`."""
   tokens = [t for t in (arg or "").split(",") if t]
