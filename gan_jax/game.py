@@ -228,9 +228,9 @@ class AdversarialGame:
         raise ConfigError("a loss term asks for labels but the dataset has none")
       return batch["label"]
 
-    batch_size = batch["image"].shape[0]
     providers = {
-        "z": lambda: self.shard(sample_noise(key, (batch_size, self.z_dim), self.z_dist)),
+        "z": lambda: self.shard(sample_noise(key, (batch["image"].shape[0], self.z_dim),
+                                             self.z_dist)),
         "x_data": lambda: batch["image"],
         "x_real": x_real,
         "x_fake": lambda: self.apply(self.generator, params, model_state, ctx["z"],

@@ -1,0 +1,155 @@
+"""End-to-end runs of every config, checkpoint resume, and bad input."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from gan_jax import checkpoint as checkpoint_lib
+from gan_jax import spec as spec_lib
+from gan_jax import train
+from gan_jax.registry import ConfigError
+from tests.utils import smoke_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+                 if not os.path.basename(p).startswith(("_", "presets")))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_trains_end_to_end(name, tmp_path):
+  config = smoke_config(name)
+  state = train.train_and_evaluate(config, str(tmp_path))
+  assert int(state.step) == config.train.steps == 6
+  records = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  assert [r["step"] for r in records] == [2, 4, 6]
+  for r in records:
+    assert {"d/loss", "g/loss", "d/grad_norm", "g/param_norm", "perf/steps_per_sec"} <= set(r)
+    assert all(np.isfinite(v) for v in r.values())
+  assert sorted(os.listdir(tmp_path / "samples")) == ["step_0000003.png", "step_0000006.png"]
+  assert glob.glob(str(tmp_path / "tensorboard" / "events.out.tfevents.*"))
+  assert sorted(int(s) for s in os.listdir(tmp_path / "checkpoints")) == [3, 6]
+  assert json.load(open(tmp_path / "config.json"))["objective"]["name"] == \
+      config.objective.name
+
+
+def test_resume_is_bit_identical(tmp_path):
+  """6 steps in one go == 3 steps, stop, resume, 3 more steps (same parameters, bit for bit)."""
+  config = smoke_config("dcgan", train__checkpoint_every=3)
+  full = jax.device_get(train.train_and_evaluate(config, str(tmp_path / "full")))
+  half = smoke_config("dcgan", train__steps=3)
+  train.train_and_evaluate(half, str(tmp_path / "split"))
+  resumed = jax.device_get(train.train_and_evaluate(config, str(tmp_path / "split")))
+  chex.assert_trees_all_equal(resumed, full)
+
+
+def test_partial_checkpoint_is_ignored(tmp_path):
+  """A save interrupted before orbax's final rename leaves only a temporary folder."""
+  config = smoke_config("dcgan", train__steps=3)
+  train.train_and_evaluate(config, str(tmp_path))
+  partial = tmp_path / "checkpoints" / "5.orbax-checkpoint-tmp-1234"
+  (partial / "state").mkdir(parents=True)
+  (partial / "state" / "garbage").write_text("half written")
+  config = smoke_config("dcgan")
+  state = train.train_and_evaluate(config, str(tmp_path))
+  assert int(state.step) == 6
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3", "6"]
+
+
+def test_killed_run_resumes_from_last_complete_checkpoint(tmp_path):
+  """SIGKILL a training process while it saves a checkpoint every step, then resume."""
+  workdir = tmp_path / "run"
+  cmd = [sys.executable, os.path.join(ROOT, "main.py"), "--config=configs/dcgan.py:smoke",
+         f"--workdir={workdir}", "--config.train.steps=400", "--config.train.checkpoint_every=1",
+         "--config.train.keep_checkpoints=2", "--config.train.sample_every=1000"]
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.time() + 120
+    ckpt = workdir / "checkpoints"
+    while time.time() < deadline:
+      if ckpt.exists() and len([p for p in os.listdir(ckpt) if p.isdigit()]) >= 2:
+        break
+      assert proc.poll() is None, "training process exited early"
+      time.sleep(0.05)
+    time.sleep(0.3)
+  finally:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+  steps = [int(p) for p in os.listdir(workdir / "checkpoints") if p.isdigit()]
+  assert steps, "no checkpoint was completed before the kill"
+  config = smoke_config("dcgan", train__steps=max(steps) + 2, train__checkpoint_every=1,
+                        train__keep_checkpoints=2)
+  state = train.train_and_evaluate(config, str(workdir))
+  assert int(state.step) == max(steps) + 2
+
+
+def test_incompatible_config_is_refused_and_nothing_is_overwritten(tmp_path):
+  config = smoke_config("dcgan", train__steps=3)
+  train.train_and_evaluate(config, str(tmp_path))
+  before = {p: os.path.getmtime(p) for p in glob.glob(str(tmp_path / "**"), recursive=True)}
+  wider = smoke_config("dcgan", model__width=16)
+  with pytest.raises(ConfigError, match=r"incompatible config.*model\.width: 8 -> 16"):
+    train.train_and_evaluate(wider, str(tmp_path))
+  after = {p: os.path.getmtime(p) for p in glob.glob(str(tmp_path / "**"), recursive=True)}
+  assert before == after
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path):
+  config = smoke_config("dcgan", train__steps=3)
+  train.train_and_evaluate(config, str(tmp_path))
+  config = smoke_config("dcgan")
+  config.optim.discriminator.learning_rate = float("nan")
+  with pytest.raises(train.NonFiniteError, match=r"non-finite d/\w+ = nan at step 4.*step 3"):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3"]
+  spec = spec_lib.build_spec(config)
+  checkpoints = checkpoint_lib.Checkpointer(str(tmp_path / "checkpoints"), keep=3,
+                                            config=checkpoint_lib.config_to_dict(config))
+  restored = checkpoints.restore(train.abstract_state(spec, config.seed))
+  assert int(restored.step) == 3
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(jax.device_get(restored.params)))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("objective__name", "hinge", r"unknown objective 'hinge' \(config field objective.name\); "
+                                 r"valid names: lsgan, minimax, non_saturating, wgan, wgan_gp"),
+    ("model__name", "resnet", r"unknown model 'resnet' \(config field model.name\); valid"),
+    ("data__source", "s3", r"unknown data source 's3' \(config field data.source\); valid"),
+    ("model__init", "he", r"unknown initialiser 'he' \(config field model.init\); valid names: "
+                          r"normal, xavier"),
+    ("model__discriminator_norm", "group", r"model.discriminator_norm; valid: 'batch'"),
+    ("model__z_dist", "cauchy", r"model.z_dist; valid: 'normal', 'uniform'"),
+    ("train__batch_size", 6, r"train.batch_size=6 is not divisible by the 4 devices"),
+])
+def test_bad_config_values_name_the_field(field, value, message, tmp_path):
+  config = smoke_config("dcgan", **{field: value})
+  with pytest.raises(ConfigError, match=message):
+    train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_unknown_optimizer_names_the_field(tmp_path):
+  config = smoke_config("dcgan")
+  config.optim.generator.name = "lion"
+  with pytest.raises(ConfigError, match=r"optim.generator.name.*adam, rmsprop, sgd"):
+    train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path):
+  config = smoke_config("dcgan", "fashion_mnist,smoke", data__path=str(tmp_path / "nowhere"))
+  with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+
+
+def test_unknown_config_argument():
+  with pytest.raises(ValueError, match="unknown config argument 'cifar100'.*cifar10"):
+    smoke_config("dcgan", "cifar100")

@@ -1,0 +1,30 @@
+"""Shared helpers for the tests."""
+
+import importlib
+
+import numpy as np
+
+from gan_jax import parallel
+from gan_jax import spec as spec_lib
+
+
+def smoke_config(name: str, arg: str = "smoke", **overrides):
+  """configs/<name>.py with argument `arg`, then dotted-field overrides."""
+  config = importlib.import_module(f"configs.{name}").get_config(arg)
+  for field, value in overrides.items():
+    section, key = field.split("__")
+    config[section][key] = value
+  return config
+
+
+def smoke_spec(name: str, devices: int = 1, **overrides):
+  """The RunSpec of a smoke config on a mesh of `devices` devices."""
+  config = smoke_config(name, **overrides)
+  return spec_lib.build_spec(config, mesh=parallel.make_mesh(devices)), config
+
+
+def random_batch(spec, seed: int = 0):
+  """A uint8 batch {"image": (R, B, H, W, C)} for one iteration of `spec`."""
+  rng = np.random.default_rng(seed)
+  shape = (spec.batches_per_iteration, spec.batch_size) + spec.image_shape
+  return {"image": rng.integers(0, 256, shape, dtype=np.uint8)}
