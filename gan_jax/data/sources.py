@@ -442,7 +442,8 @@ def _tfds_name_error(tfds, name: str, data_dir: str | None) -> Exception | None:
     except Exception:  # pylint: disable=broad-except
       known = []
     close = difflib.get_close_matches(name.split("/")[0].split(":")[0], known, n=5)
-    first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    first_line = str(e).strip().splitlines()[0].rstrip(".:") if str(e).strip() else (
+        type(e).__name__)
     return ConfigError(
         f"unknown TFDS dataset {name!r} (config field data.name): {first_line}"
         + (f"; similar TFDS names: {', '.join(close)}" if close else "")
@@ -478,7 +479,7 @@ def tfds_source(cfg: Mapping[str, Any]) -> Source:
     offline = (" Fashion-MNIST is also available offline from Debian: the 'fashion_mnist' "
                "preset (data.source='idx') after `sudo apt-get install dataset-fashion-mnist`."
                if name == "fashion_mnist" else "")
-    detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    detail = str(e).strip().splitlines()[0].rstrip(".:") if str(e).strip() else ""
     raise FileNotFoundError(
         f"TFDS dataset {name!r} (split {cfg['split']!r}) is not prepared in ArrayRecord format "
         f"in {where} (TFDS: {type(e).__name__}: {detail})."
