@@ -1,0 +1,80 @@
+r"""Smoke test of the benchmark CLI: tiny networks, a couple of iterations, JSON checked.
+
+  python benchmarks/smoke_test.py        # or: python -m pytest benchmarks/smoke_test.py
+
+Not part of tests/ (the benchmark is a tool, and its peer needs torch); it runs in well under a
+minute on a CPU. The PyTorch peer is included when an interpreter with torch is found.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _HERE)
+
+import bench  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+TINY = ["--batch_sizes=8", "--width=8", "--image_size=16", "--iters=2", "--warmup=1",
+        "--windows=2"]
+
+
+def _peer_available() -> bool:
+  try:
+    import torch  # pylint: disable=g-import-not-at-top,unused-import,import-outside-toplevel
+    return True
+  except ImportError:
+    return os.path.exists(bench.DEFAULT_PEER_PYTHON)
+
+
+class BenchSmokeTest(unittest.TestCase):
+
+  def _run(self, *args: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+      out = os.path.join(tmp, "bench.json")
+      # Unoptimised XLA code generation compiles in a fraction of the time; this test checks
+      # the CLI and its output, not speed.
+      env = {**os.environ, "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") +
+                                         " --xla_backend_optimization_level=0").strip()}
+      proc = subprocess.run([sys.executable, os.path.join(_HERE, "bench.py"), *TINY, *args,
+                             f"--out={out}"], capture_output=True, text=True, check=False,
+                            timeout=600, env=env)
+      self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+      with open(out, encoding="utf-8") as f:
+        report = json.load(f)
+    # stdout carries the same document.
+    self.assertEqual(json.loads(proc.stdout)["rows"], report["rows"])
+    return report
+
+  def test_jax_only(self):
+    report = self._run("--objectives=non_saturating", "--peer=none")
+    self.assertEqual(report["device"]["platform"], "cpu")
+    (row,) = report["rows"]
+    self.assertEqual((row["objective"], row["batch_size"], row["images_per_iter"]),
+                     ("non_saturating", 8, 8))
+    jax_row = row["jax"]
+    self.assertGreater(jax_row["ms_per_iter"], 0)
+    self.assertEqual(len(jax_row["window_ms"]), 2)
+    self.assertTrue(jax_row["metrics_finite"])
+    self.assertNotIn("peer", row)
+
+  @unittest.skipUnless(_peer_available(), "no interpreter with torch")
+  def test_with_eager_peer(self):
+    report = self._run("--objectives=wgan_gp", "--peer=eager")
+    (row,) = report["rows"]
+    self.assertEqual(row["images_per_iter"], 5 * 8)  # n_critic = 5 real batches
+    self.assertNotIn("peer_error", row)
+    peer = row["peer"]["eager"]
+    self.assertNotIn("error", peer)
+    self.assertGreater(peer["ms_per_iter"], 0)
+    self.assertGreater(row["ratio_peer_over_jax"]["eager"], 0)
+    self.assertEqual(report["peer"]["framework"], "torch")
+
+
+if __name__ == "__main__":
+  unittest.main()
