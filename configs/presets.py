@@ -56,9 +56,27 @@ def data_config(preset: str = "fashion_mnist") -> ml_collections.ConfigDict:
 
 
 def eval_config() -> ml_collections.ConfigDict:
-  """The `eval` section: metrics computed during training (gan_jax.evaluation)."""
+  """The `eval` section: metrics computed during training (gan_jax.evaluation) and by
+  `python -m gan_jax.evaluate`."""
   cfg = ml_collections.ConfigDict()
   cfg.every = 0  # Steps between evaluations (0 = no evaluation during training).
+  # Comma-separated metrics: fid, kid, inception_score, precision_recall, classifier_fid,
+  # classifier_is, modes. auto = classifier_fid,classifier_is (+ modes if stacked) on
+  # MNIST-like data, fid otherwise.
+  cfg.metrics = "auto"
+  cfg.num_samples = 0  # Generated images per evaluation (0 = 4096 MNIST-like, 10000 otherwise).
+  cfg.reference_split = "train"  # Real split the reference statistics come from.
+  cfg.reference_samples = 0  # Real images for the reference statistics (0 = num_samples).
+  # Returned metric that picks the best checkpoint (e.g. eval/fid, eval/modes); auto = the
+  # first metric's main value; "" = keep no best checkpoint.
+  cfg.best_metric = "auto"
+  cfg.batch_size = 100  # Images per feature-extraction batch (split over devices).
+  # Inception weights: "" = FID weights (no logits), "full" = cached weights with the logits
+  # layer (needed by inception_score), or a path to a converted .npz.
+  cfg.inception_weights = ""
+  cfg.kid_subsets = 100  # KID: number of random subsets averaged.
+  cfg.kid_subset_size = 1000  # KID: samples per subset (capped by the sample counts).
+  cfg.pr_k = 3  # Precision/recall: k of the k-nearest-neighbour manifolds.
   return cfg
 
 

@@ -1,0 +1,133 @@
+"""Feature extractors: jit-compiled, batched and sharded over devices, found by name.
+
+An extractor maps uint8 images (N, H, W, C) to named float32 arrays (N, ...): "features"
+(the embedding FID/KID/precision-recall use) and, where the network has them, "logits" (for
+the Inception score and mode counting). Its `key` identifies the network and its weights, so
+cached reference statistics are never reused across extractors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+from jax.sharding import Mesh
+
+from gan_jax import parallel
+from gan_jax.registry import Registry
+
+# name -> factory(options: Mapping, mesh) -> FeatureExtractor; the options are the `eval`
+# config section as a dict.
+EXTRACTORS: Registry[Callable[..., "FeatureExtractor"]] = Registry("feature extractor")
+
+
+class FeatureExtractor:
+  """Applies `fn(params, images) -> {name: (B, ...)}` to any number of images in batches.
+
+  Each batch is split over the devices of `mesh` (data parallel; params replicated) and the
+  last partial batch is padded, so one compiled program serves every call.
+
+  Args:
+    name: short name, e.g. "inception".
+    key: identity of the network and weights (part of reference-statistics cache keys).
+    fn: jittable function of (params, uint8 images (B, H, W, C)).
+    params: the network's weights.
+    outputs: {output name of fn: name returned} (e.g. {"pool3": "features"}).
+    batch_size: images per batch (rounded up to a multiple of the device count).
+    mesh: devices to run on (default: all).
+    channels: image channels the network expects (1 or 3); other counts are converted.
+  """
+
+  def __init__(self, name: str, key: str, fn: Callable[[Any, jax.Array], Mapping],
+               params: Any, outputs: Mapping[str, str], batch_size: int = 100,
+               mesh: Mesh | None = None, channels: int | None = None):
+    self.name, self.key = name, key
+    self.outputs = dict(outputs)
+    self.channels = channels
+    self.mesh = mesh if mesh is not None else parallel.make_mesh()
+    n_dev = self.mesh.size
+    self.batch_size = max(n_dev, -(-batch_size // n_dev) * n_dev)
+    replicated = parallel.replicated(self.mesh)
+    self._params = jax.device_put(params, replicated)
+    batch = parallel.batch_sharding(self.mesh)
+
+    def run(p, images):
+      out = fn(p, images)
+      return {self.outputs[k]: out[k] for k in self.outputs}
+
+    self._fn = jax.jit(run, in_shardings=(replicated, batch), out_shardings=batch)
+
+  def _convert_channels(self, images: np.ndarray) -> np.ndarray:
+    c = images.shape[-1]
+    if self.channels is None or c == self.channels:
+      return images
+    if c == 1 and self.channels == 3:
+      return np.repeat(images, 3, axis=-1)
+    raise ValueError(f"{self.name} expects {self.channels}-channel images, got {c} channels")
+
+  def __call__(self, images: np.ndarray, log_every: int = 0) -> dict[str, np.ndarray]:
+    """Outputs for uint8 images (N, H, W, C) -> {name: float32 (N, ...)} on the host.
+
+    Args:
+      images: uint8 (N, H, W, C); floats are rejected, convert with `to_uint8`.
+      log_every: log progress every this many batches (0: never).
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4:
+      raise ValueError(f"{self.name} features need uint8 images (N, H, W, C), got "
+                       f"{images.dtype} {images.shape}; convert generator outputs in "
+                       "[-1, 1] with gan_jax.metrics.to_uint8")
+    images = self._convert_channels(images)
+    n, b = len(images), self.batch_size
+    if n == 0:
+      raise ValueError("no images to extract features from")
+    parts: dict[str, list[np.ndarray]] = {v: [] for v in self.outputs.values()}
+    start = time.time()
+    for i, lo in enumerate(range(0, n, b)):
+      chunk = images[lo:lo + b]
+      if len(chunk) < b:  # pad to the compiled batch size; padded rows are dropped
+        pad = np.zeros((b - len(chunk),) + chunk.shape[1:], np.uint8)
+        chunk = np.concatenate([chunk, pad])
+      out = jax.device_get(self._fn(self._params, chunk))
+      for k, v in out.items():
+        parts[k].append(np.asarray(v, np.float32)[:min(b, n - lo)])
+      if log_every and (i + 1) % log_every == 0:
+        done = min(n, lo + b)
+        logging.info("%s features: %d/%d images, %.1f images/s", self.name, done, n,
+                     done / (time.time() - start))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+  """Generator outputs in [-1, 1] (N, H, W, C) -> uint8, rounded as the reference quantises
+  (round((x + 1) / 2 * 255), clipped)."""
+  images = np.asarray(images, np.float32)
+  if not np.all(np.isfinite(images)):
+    raise ValueError("images contain NaN or Inf")
+  return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+@EXTRACTORS.register("inception")
+def inception_extractor(options: Mapping[str, Any], mesh: Mesh | None = None
+                        ) -> FeatureExtractor:
+  """The FID Inception-v3: "features" = pool3 (2048), plus "logits" (1008, unbiased as in the
+  official Inception-score code) when `options["inception_weights"]` names converted full
+  weights ("full": the cached ones; a path: that .npz)."""
+  from gan_jax.metrics import inception  # pylint: disable=g-import-not-at-top
+  which = options.get("inception_weights", "")
+  if which == "full":
+    params = inception.load_params(full=True)
+  elif which:
+    params = inception.load_params(which)
+  else:
+    params = inception.load_params()
+  outputs = {"pool3": "features"}
+  if "fc_kernel" in params:
+    outputs["logits_unbiased"] = "logits"
+  key = f"inception-2015-12-05-{inception.weights_id(params)}"
+  return FeatureExtractor("inception", key, inception.apply, params, outputs,
+                          batch_size=options.get("batch_size", 50), mesh=mesh, channels=3)
