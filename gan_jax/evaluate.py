@@ -18,48 +18,30 @@ flags override them.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import logging
 
 from gan_jax import data as data_lib
 from gan_jax import evaluation
 from gan_jax.registry import ConfigError
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Run folder (config.json, checkpoints/).")
-flags.DEFINE_string("checkpoint", "latest", "latest, best, or a step number.")
-flags.DEFINE_string("images", None, "Folder or .npz of images to evaluate instead of a run.")
-flags.DEFINE_string("reference", None,
-                    "Real data for --images: SOURCE:NAME (idx:fashion_mnist, tfds:cifar10, "
-                    "digits, ...) or a folder/.npz of real images.")
-flags.DEFINE_string("reference_resize", "pad",
-                    "How --reference images are fitted to the evaluated size: pad, resize, "
-                    "crop_resize.")
-flags.DEFINE_bool("stacked", False, "--reference is stacked into RGB (Stacked MNIST).")
-flags.DEFINE_string("metrics", None, "Comma-separated metrics (default: the run's eval.metrics"
-                    " or auto); valid: " + ", ".join(evaluation.METRICS))
-flags.DEFINE_integer("num_samples", None, "Generated images (default: eval.num_samples).")
-flags.DEFINE_integer("reference_samples", None, "Real images for the reference statistics.")
-flags.DEFINE_string("reference_split", None, "train or test.")
-flags.DEFINE_integer("batch_size", None, "Images per feature-extraction batch.")
-flags.DEFINE_string("inception_weights", None,
-                    "'' (FID weights), 'full' (with logits, for inception_score) or a path.")
-flags.DEFINE_integer("seed", None, "Seed of the evaluation noise (default: the run's seed).")
+# `eval` fields that command-line flags override.
+OVERRIDABLE = ("metrics", "num_samples", "reference_samples", "reference_split", "batch_size",
+               "inception_weights")
 
 
-def _overrides() -> dict:
-  names = ("metrics", "num_samples", "reference_samples", "reference_split", "batch_size",
-           "inception_weights")
-  return {n: getattr(FLAGS, n) for n in names if getattr(FLAGS, n) is not None}
-
-
-def _eval_section(base: dict) -> ml_collections.ConfigDict:
-  section = dict(evaluation.DEFAULTS, **base, **_overrides())
+def _eval_section(base: Mapping[str, Any], overrides: Mapping[str, Any]
+                  ) -> ml_collections.ConfigDict:
+  section = dict(evaluation.DEFAULTS, **base)
+  section.update({k: v for k, v in overrides.items() if v is not None})
   section["every"] = 0
   return ml_collections.ConfigDict(section)
 
@@ -73,13 +55,25 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def evaluate_run(workdir: str, checkpoint: str = "latest") -> dict:
-  """Restores a run's checkpoint and evaluates its generator; returns the JSON record."""
+def evaluate_run(workdir: str, checkpoint: str = "latest",
+                 overrides: Mapping[str, Any] | None = None, seed: int | None = None) -> dict:
+  """Restores a run's checkpoint and evaluates its generator.
+
+  Args:
+    workdir: the run folder (config.json, checkpoints/, checkpoints_best/).
+    checkpoint: "latest", "best" or a step number.
+    overrides: `eval` fields replacing the run's (e.g. {"metrics": "fid"}).
+    seed: seed of the evaluation noise (default: the run's seed).
+
+  Returns:
+    The JSON record: workdir, checkpoint, step and the metrics.
+  """
   from gan_jax import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
   from gan_jax import spec as spec_lib  # pylint: disable=g-import-not-at-top
   from gan_jax import train as train_lib  # pylint: disable=g-import-not-at-top
   config = load_run_config(workdir)
-  config.eval = _eval_section(config.get("eval", ml_collections.ConfigDict()).to_dict())
+  config.eval = _eval_section(config.get("eval", ml_collections.ConfigDict()).to_dict(),
+                              overrides or {})
   folder = "checkpoints_best" if checkpoint == "best" else "checkpoints"
   directory = os.path.join(workdir, folder)
   if not os.path.isdir(directory):
@@ -102,7 +96,7 @@ def evaluate_run(workdir: str, checkpoint: str = "latest") -> dict:
   state = checkpoints.restore(train_lib.abstract_state(spec, config.seed), step)
   checkpoints.close()
   evaluator = evaluation.Evaluator.from_config(config, mesh=spec.mesh)
-  seed = config.seed if FLAGS.seed is None else FLAGS.seed
+  seed = config.seed if seed is None else seed
   sample_fn = evaluation.make_sample_fn(spec, state, seed)
   results = evaluator(sample_fn, step)
   return {"workdir": workdir, "checkpoint": checkpoint, "step": int(step), **results}
@@ -142,55 +136,89 @@ def load_images(path: str) -> np.ndarray:
   return source[np.arange(len(source))]["image"]
 
 
-def _reference_data(spec: str, size: int, channels: int) -> dict:
+def reference_data(spec: str, size: int, channels: int, resize: str = "pad",
+                   stacked: bool = False) -> dict:
+  """The data section of --reference: a folder/.npz of real images, or SOURCE:NAME."""
   if os.path.exists(spec):
-    return _image_source_cfg(spec, size, channels, FLAGS.reference_resize)
+    return _image_source_cfg(spec, size, channels, resize)
   source, _, name = spec.partition(":")
   name = name or source
   if source not in set(data_lib.SOURCES):
     raise ConfigError(f"--reference={spec!r} is neither a file/folder nor SOURCE:NAME with "
                       f"SOURCE in {', '.join(data_lib.SOURCES)}")
-  stacked = FLAGS.stacked
   return dict(source=source, name=name, path="", split="train", image_size=size,
-              channels=channels, resize=FLAGS.reference_resize, stacked=stacked,
-              num_examples=0)
+              channels=channels, resize=resize, stacked=stacked, num_examples=0)
 
 
-def evaluate_images(path: str, reference: str) -> dict:
-  """Evaluates a folder/.npz of images against a reference dataset; returns the record."""
+def evaluate_images(path: str, reference: str, overrides: Mapping[str, Any] | None = None,
+                    resize: str = "pad", stacked: bool = False) -> dict:
+  """Evaluates a folder/.npz of images against a reference dataset.
+
+  Args:
+    path: folder of images or .npz with uint8 "images" (N, H, W[, C]).
+    reference: SOURCE:NAME (e.g. idx:fashion_mnist) or a folder/.npz of real images.
+    overrides: `eval` fields (metrics, num_samples, ...).
+    resize, stacked: how the reference images are fitted (data.resize, data.stacked).
+
+  Returns:
+    The JSON record: images, reference and the metrics.
+  """
+  overrides = dict(overrides or {})
   images = load_images(path)
-  n, h, w, c = images.shape
+  _, h, w, c = images.shape
   if h != w:
     raise ValueError(f"images must be square, got {h}x{w}")
-  config = ml_collections.ConfigDict({"seed": FLAGS.seed or 0,
-                                      "data": _reference_data(reference, h, c)})
-  config.eval = _eval_section({})
+  config = ml_collections.ConfigDict(
+      {"seed": 0, "data": reference_data(reference, h, c, resize, stacked)})
+  config.eval = _eval_section({}, overrides)
   evaluator = evaluation.Evaluator.from_config(config)
-  if evaluator.num_samples < n and "num_samples" in _overrides():
-    images = images[:evaluator.num_samples]
+  if overrides.get("num_samples"):
+    images = images[:overrides["num_samples"]]
   results = evaluator.evaluate_images(images)
   return {"images": path, "reference": reference, **results}
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if (FLAGS.workdir is None) == (FLAGS.images is None):
-    raise app.UsageError("pass exactly one of --workdir=RUN or --images=FOLDER_OR_NPZ")
+def main(argv: Sequence[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--workdir", help="run folder (config.json, checkpoints/)")
+  parser.add_argument("--checkpoint", default="latest", help="latest, best, or a step number")
+  parser.add_argument("--images", help="folder or .npz of images to evaluate instead of a run")
+  parser.add_argument("--reference", help="real data for --images: SOURCE:NAME "
+                      "(idx:fashion_mnist, tfds:cifar10, digits, ...) or a folder/.npz")
+  parser.add_argument("--reference_resize", default="pad",
+                      choices=data_lib.sources.RESIZE_MODES,
+                      help="how --reference images are fitted to the evaluated size")
+  parser.add_argument("--stacked", action="store_true",
+                      help="stack --reference into RGB (Stacked MNIST)")
+  parser.add_argument("--metrics", help="comma-separated metrics; valid: "
+                      + ", ".join(evaluation.METRICS))
+  parser.add_argument("--num_samples", type=int, help="generated images to evaluate")
+  parser.add_argument("--reference_samples", type=int,
+                      help="real images for the reference statistics")
+  parser.add_argument("--reference_split", choices=("train", "test"))
+  parser.add_argument("--batch_size", type=int, help="images per feature-extraction batch")
+  parser.add_argument("--inception_weights",
+                      help="'' (FID weights), 'full' (with logits) or a converted .npz")
+  parser.add_argument("--seed", type=int, help="seed of the evaluation noise")
+  args = parser.parse_args(argv)
+  if (args.workdir is None) == (args.images is None):
+    parser.error("pass exactly one of --workdir=RUN or --images=FOLDER_OR_NPZ")
+  if args.images and not args.reference:
+    parser.error("--images needs --reference=SOURCE:NAME or a folder/.npz of real images")
+  logging.set_verbosity(logging.INFO)
+  overrides = {k: getattr(args, k) for k in OVERRIDABLE}
   try:
-    if FLAGS.workdir:
-      record = evaluate_run(FLAGS.workdir, FLAGS.checkpoint)
+    if args.workdir:
+      record = evaluate_run(args.workdir, args.checkpoint, overrides, args.seed)
     else:
-      if not FLAGS.reference:
-        raise app.UsageError("--images needs --reference=SOURCE:NAME or a folder/.npz of "
-                             "real images")
-      record = evaluate_images(FLAGS.images, FLAGS.reference)
+      record = evaluate_images(args.images, args.reference, overrides, args.reference_resize,
+                               args.stacked)
   except (ConfigError, FileNotFoundError, ValueError) as e:
-    logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   print(json.dumps(record), flush=True)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  main()
