@@ -37,6 +37,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.optim = ml_collections.ConfigDict()
   config.optim.generator = optimizer("adam", 2e-4, b1=0.5)  # G's optimiser.
   config.optim.discriminator = optimizer("adam", 2e-4, b1=0.5)  # D's optimiser.
+  config.optim.lens = optimizer("adam", 1e-4, b1=0.5)  # The lens' optimiser (Tempered GAN).
+
+  # Stabilisers switched on, comma-separated, applied in order: lens, advas.
+  config.stabilisers = ""
+  config.lens = presets.lens_config()
+  config.advas = presets.advas_config()
 
   config.train = ml_collections.ConfigDict()
   config.train.steps = 5000  # Training iterations (each: n_critic D updates, one G update).

@@ -35,3 +35,17 @@ def save_png(path: str, image: np.ndarray) -> None:
   """Writes an (H, W, C) uint8 image as PNG, creating the folder."""
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   Image.fromarray(image[:, :, 0] if image.shape[-1] == 1 else image).save(path)
+
+
+def side_by_side(images: list[np.ndarray], gap: int = 8) -> np.ndarray:
+  """Places (H_i, W_i, C) uint8 images left to right on a white canvas, tops aligned."""
+  channels = max(im.shape[-1] for im in images)
+  images = [np.repeat(im, channels // im.shape[-1], axis=-1) for im in images]
+  height = max(im.shape[0] for im in images)
+  width = sum(im.shape[1] for im in images) + gap * (len(images) - 1)
+  canvas = np.full((height, width, channels), 255, np.uint8)
+  left = 0
+  for im in images:
+    canvas[:im.shape[0], left:left + im.shape[1]] = im
+    left += im.shape[1] + gap
+  return canvas

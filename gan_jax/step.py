@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax.game import BALANCE, Phase
-from gan_jax.train_state import TrainState
+from gan_jax.game import BALANCE, Phase, evaluate_terms
+from gan_jax.train_state import TrainState, named_key
 
 Metrics = dict[str, jax.Array]
 
@@ -26,32 +26,23 @@ def images_to_float(images: jax.Array) -> jax.Array:
   return images
 
 
-def _phase_loss(spec, phase: Phase, state: TrainState, batch, key, params):
+def _phase_loss(spec, phase: Phase, state: TrainState, start: TrainState, batch, key, params):
   """The phase's loss as (sum of fixed-weight terms, sum of balanced terms), with metrics."""
   model_state = dict(state.model_state)
-  ctx_key, term_keys = jax.random.split(key)
-  term_keys = jax.random.split(term_keys, len(phase.terms))
-  ctx = spec.game.context(network=phase.network, params={**state.params, phase.network: params},
+  ctx_key, terms_key = jax.random.split(key)
+  # A simultaneous phase sees the other networks as they were when the iteration started.
+  others = start.params if phase.simultaneous else state.params
+  ctx = spec.game.context(network=phase.network, params={**others, phase.network: params},
                           model_state=model_state, batch=batch, aux=state.aux, step=state.step,
                           key=ctx_key)
-  totals = {"fixed": jnp.zeros(()), "balanced": jnp.zeros(())}
-  metrics = {}
-  for term, term_key in zip(phase.terms, term_keys):
-    kwargs = {name: term_key if name == "key" else ctx[name] for name in term.inputs}
-    value, term_metrics = term.fn(**kwargs)
-    if term.weight == BALANCE:
-      totals["balanced"] = totals["balanced"] + value
-    else:
-      totals["fixed"] = totals["fixed"] + term.weight * value
-    metrics[f"{phase.name}/{term.name}"] = value
-    metrics.update({f"{phase.name}/{term.name}/{k}": v for k, v in term_metrics.items()})
-  return (totals["fixed"], totals["balanced"]), (metrics, model_state)
+  losses, metrics = evaluate_terms(phase.terms, ctx, terms_key, state.aux, phase.name)
+  return losses, (metrics, model_state)
 
 
-def _phase_gradients(spec, phase: Phase, state: TrainState, batch, key):
+def _phase_gradients(spec, phase: Phase, state: TrainState, start: TrainState, batch, key):
   """Gradient of the phase loss w.r.t. the phase's network, with balanced terms rescaled."""
   params = state.params[phase.network]
-  loss = lambda p: _phase_loss(spec, phase, state, batch, key, p)
+  loss = lambda p: _phase_loss(spec, phase, state, start, batch, key, p)
   (fixed, balanced), vjp, (metrics, model_state) = jax.vjp(loss, params, has_aux=True)
   grads = vjp((jnp.ones_like(fixed), jnp.zeros_like(balanced)))[0]
   if any(t.weight == BALANCE for t in phase.terms):
@@ -65,12 +56,15 @@ def _phase_gradients(spec, phase: Phase, state: TrainState, batch, key):
   return grads, metrics, model_state
 
 
-def _phase_update(spec, phase: Phase, state: TrainState, batch, key):
+def _phase_update(spec, phase: Phase, state: TrainState, start: TrainState, batch, key):
   """One optimiser update of the phase's network."""
-  grads, metrics, model_state = _phase_gradients(spec, phase, state, batch, key)
+  grads, metrics, model_state = _phase_gradients(spec, phase, state, start, batch, key)
   name = phase.network
   params = state.params[name]
   updates, opt_state = spec.networks[name].optimizer.update(grads, state.opt_state[name], params)
+  if phase.update_scale is not None:
+    scale = phase.update_scale(state.aux)
+    updates = jax.tree.map(lambda u: scale * u, updates)
   params = optax.apply_updates(params, updates)
   if phase.constraint is not None:
     params = phase.constraint(params)
@@ -82,29 +76,30 @@ def _phase_update(spec, phase: Phase, state: TrainState, batch, key):
   return state, metrics
 
 
-def _run_phase(spec, phase: Phase, state: TrainState, batches, key):
+def _run_phase(spec, phase: Phase, state: TrainState, start: TrainState, batches, key):
   """`phase.repeats` updates, the r-th on the r-th of the last `repeats` real batches.
 
-  Metrics are averaged over the repeats.
+  Metrics are averaged over the repeats. The repeats are unrolled rather than scanned:
+  XLA:CPU runs convolutions inside a while loop tens of times slower than straight-line code
+  (measured: 40x for the critic steps), and n_critic is small.
   """
-  batches = jax.tree.map(lambda x: x[-phase.repeats:], batches)
-  keys = jax.random.split(key, phase.repeats)
-  if phase.repeats == 1:
-    return _phase_update(spec, phase, state, jax.tree.map(lambda x: x[0], batches), keys[0])
-
-  def body(state, inputs):
-    batch, k = inputs
-    return _phase_update(spec, phase, state, batch, k)
-
-  # Unrolled: XLA:CPU runs convolutions inside a while loop tens of times slower than
-  # straight-line code (measured 40x for the critic steps), and n_critic is small.
-  state, metrics = jax.lax.scan(body, state, (batches, keys), unroll=True)
-  return state, jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+  total = jax.tree.leaves(batches)[0].shape[0]
+  metrics = []
+  for r in range(phase.repeats):
+    batch = jax.tree.map(lambda x, i=total - phase.repeats + r: x[i], batches)
+    state, m = _phase_update(spec, phase, state, start, batch, jax.random.fold_in(key, r))
+    metrics.append(m)
+  return state, jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *metrics)
 
 
 def train_iteration(state: TrainState, batch: Mapping[str, jax.Array], *,
                     spec) -> tuple[TrainState, Metrics]:
   """One training iteration: every phase in order, then controllers, then the EMA.
+
+  Randomness: the iteration's key is fold_in(state.rng, step); each phase derives its own key
+  from it by name (`named_key`), each repeat by its index, then one key for the context (the
+  noise z) and one per term. Keys therefore do not depend on which other phases exist: a run
+  with a lens draws the same z for D and G as the run without.
 
   Args:
     state: the TrainState (donated by the compiled caller).
@@ -116,12 +111,12 @@ def train_iteration(state: TrainState, batch: Mapping[str, jax.Array], *,
     (new state, metrics): scalar metrics, named "<phase>/<term>[/<metric>]".
   """
   batch = {**batch, "image": images_to_float(batch["image"])}
-  # One key per iteration, then one split per purpose (each phase).
   rng = jax.random.fold_in(state.rng, state.step)
-  keys = jax.random.split(rng, len(spec.phases))
+  start = state
   metrics: Metrics = {}
-  for phase, key in zip(spec.phases, keys):
-    state, phase_metrics = _run_phase(spec, phase, state, batch, key)
+  for phase in spec.phases:
+    state, phase_metrics = _run_phase(spec, phase, state, start, batch,
+                                      named_key(rng, phase.name))
     metrics.update(phase_metrics)
 
   aux = dict(state.aux)

@@ -29,7 +29,7 @@ from gan_jax import images as images_lib
 from gan_jax import parallel
 from gan_jax import spec as spec_lib
 from gan_jax import writers as writers_lib
-from gan_jax.step import train_iteration
+from gan_jax.step import images_to_float, train_iteration
 from gan_jax.train_state import TrainState, create_train_state
 
 
@@ -71,6 +71,20 @@ def make_sampler(spec: spec_lib.RunSpec, use_ema: bool = True):
     return spec.game.generate(params, state.model_state, z)
 
   return sample
+
+
+def make_panels(spec: spec_lib.RunSpec):
+  """Returns `panels(state, z, real) -> {name: images}` (ordered): the spec's summaries of the
+  real images (e.g. the lens' view) followed by "generated": G(z)."""
+  sampler = make_sampler(spec)
+  names = [n for s in spec.summaries for n in s.names] + ["generated"]
+
+  @jax.jit
+  def images(state, z, real):
+    out = [im for s in spec.summaries for im in s.fn(spec.game, state, real)]
+    return out + [sampler(state, z)]
+
+  return lambda state, z, real: dict(zip(names, images(state, z, real)))
 
 
 def sample_noise(spec: spec_lib.RunSpec, seed: int, n: int) -> jax.Array:
@@ -130,18 +144,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       writers_lib.TensorBoardWriter(os.path.join(workdir, "tensorboard")),
   ] if is_main else [])
 
-  step_fn = compile_train_iteration(spec)
   put = functools.partial(data_lib.put_global,
                           sharding=parallel.batch_sharding(spec.mesh, batch_dim=1),
                           global_batch_size=spec.batch_size)
   fixed_z = sample_noise(spec, seed, train_cfg.num_samples)
-  sampler = make_sampler(spec)
+  real_images = images_to_float(jnp.asarray(
+      source[np.arange(min(train_cfg.num_samples, len(source)))]["image"]))
+
+  def compile_for(step):
+    """The spec, compiled iteration and image-panel function that apply from `step` on."""
+    run_spec = spec_lib.build_spec(config, mesh=spec.mesh, step=step) if step else spec
+    return run_spec, compile_train_iteration(run_spec), make_panels(run_spec)
+
+  spec, step_fn, panels = compile_for(start)
 
   def save_samples(step):
-    grid = images_lib.make_grid(np.asarray(sampler(state, fixed_z)))
+    images = {k: np.asarray(v) for k, v in panels(state, fixed_z, real_images).items()}
     if is_main:
-      images_lib.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
-      writer.write_images(step, {"samples": grid})
+      grids = {k: images_lib.make_grid(v) for k, v in images.items()}
+      images_lib.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"),
+                          images_lib.side_by_side(list(grids.values())))
+      writer.write_images(step, {f"samples/{k}": v for k, v in grids.items()})
 
   history: list[Mapping[str, np.ndarray]] = []
   rate = writers_lib.RateMeter(start)
@@ -150,6 +173,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                                prefetch=train_cfg.prefetch)
   try:
     for step in range(start + 1, train_cfg.steps + 1):
+      if spec.rebuild_at is not None and step - 1 >= spec.rebuild_at:
+        spec, step_fn, panels = compile_for(step - 1)
+        logging.info("step %d: the run's spec changed; recompiled", step - 1)
       state, metrics = step_fn(state, next(data_iter))
       # Checking the previous iteration's metrics while this one runs keeps the device busy.
       if pending is not None:

@@ -35,11 +35,12 @@ class TrainState:
   ema: dict[str, PyTree]
 
 
-def network_key(key: jax.Array, name: str) -> jax.Array:
-  """An initialisation key that depends only on the seed and the network's name.
+def named_key(key: jax.Array, name: str) -> jax.Array:
+  """A key derived from `key` and a purpose's name (a network, a phase).
 
-  Adding a network (a lens, say) therefore leaves the initial weights of the others unchanged,
-  so runs with and without it start from identical G and D.
+  Keys derived by name do not depend on which other networks or phases exist: adding a lens
+  leaves the initial weights of G and D, and the noise they are trained on, unchanged, so runs
+  with and without it start from identical G and D.
   """
   return jax.random.fold_in(key, zlib.crc32(name.encode()) & 0x7FFFFFFF)
 
@@ -54,7 +55,7 @@ def create_train_state(spec, seed: int) -> TrainState:
   params, model_state, opt_state = {}, {}, {}
   for name, net in spec.networks.items():
     x = jnp.zeros(net.example_input.shape, net.example_input.dtype)
-    variables = net.module.init({"params": network_key(init_key, name)}, x, train=False)
+    variables = net.module.init({"params": named_key(init_key, name)}, x, train=False)
     variables = flax.core.unfreeze(variables)
     params[name] = variables.pop("params")
     variables.pop("intermediates", None)

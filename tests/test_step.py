@@ -16,7 +16,7 @@ from gan_jax import spec as spec_lib
 from gan_jax import step as step_lib
 from gan_jax import train
 from gan_jax.registry import ConfigError
-from gan_jax.train_state import create_train_state
+from gan_jax.train_state import create_train_state, named_key
 from tests.utils import random_batch, smoke_spec
 
 
@@ -31,7 +31,7 @@ def _run(spec, state, n, seed=0):
 def test_matches_hand_written_non_saturating_iteration():
   """One iteration of the generic step equals a direct implementation of DCGAN training."""
   spec, config = smoke_spec("dcgan")
-  state = create_train_state(spec, 0)
+  state = train.init_state(spec, 0)
   batch = random_batch(spec)
   G = spec.networks["generator"].module
   D = spec.networks["discriminator"].module
@@ -56,10 +56,11 @@ def test_matches_hand_written_non_saturating_iteration():
 
 
 def _hand_written_iteration(spec, state, x, G, D, adam):
-  # Key derivation documented in gan_jax.step: fold_in(rng, step), one key per phase, one
-  # key per repeat, then (context key, term keys).
-  k_d, k_g = jax.random.split(jax.random.fold_in(state.rng, state.step), 2)
-  z_key = lambda k: jax.random.split(jax.random.split(k, 1)[0])[0]
+  # Key derivation documented in gan_jax.step: fold_in(rng, step), a key per phase by name,
+  # one per repeat by index, then (context key, term keys).
+  rng = jax.random.fold_in(state.rng, state.step)
+  k_d, k_g = named_key(rng, "d"), named_key(rng, "g")
+  z_key = lambda k: jax.random.split(jax.random.fold_in(k, 0))[0]
   z_d = jax.random.normal(z_key(k_d), (spec.batch_size, spec.z_dim))
   z_g = jax.random.normal(z_key(k_g), (spec.batch_size, spec.z_dim))
   theta, phi = state.params["generator"], state.params["discriminator"]
@@ -93,7 +94,7 @@ def test_compiles_once(name):
   chex.clear_trace_counter()
   traced = chex.assert_max_traces(step_lib.train_iteration, n=1)
   step = jax.jit(functools.partial(traced, spec=spec), donate_argnums=(0,))
-  state = create_train_state(spec, 0)
+  state = train.init_state(spec, 0)
   for i in range(3):
     state, _ = step(state, random_batch(spec, i))
   assert step._cache_size() == 1  # pylint: disable=protected-access
@@ -129,14 +130,14 @@ def test_data_parallel_equals_single_device(name):
 def test_n_critic_updates():
   spec, _ = smoke_spec("wgan_gp")
   assert spec.batches_per_iteration == 5
-  state, _ = _run(spec, create_train_state(spec, 0), 2)
+  state, _ = _run(spec, train.init_state(spec, 0), 2)
   assert int(state.opt_state["discriminator"][0].count) == 10  # Adam's step count
   assert int(state.opt_state["generator"][0].count) == 2
 
 
 def test_weight_clipping():
   spec, _ = smoke_spec("wgan")
-  state, metrics = _run(spec, create_train_state(spec, 0), 2)
+  state, metrics = _run(spec, train.init_state(spec, 0), 2)
   leaves = jax.tree.leaves(state.params["discriminator"])
   assert max(float(jnp.max(jnp.abs(p))) for p in leaves) <= 0.01 + 1e-7
   assert "d/adv/wasserstein" in metrics
@@ -149,7 +150,7 @@ def test_each_critic_step_sees_its_own_batch():
   other = {"image": batch["image"].copy()}
   other["image"][0] = 255 - other["image"][0]
   step = jax.jit(functools.partial(step_lib.train_iteration, spec=spec))
-  state = create_train_state(spec, 0)
+  state = train.init_state(spec, 0)
   a, _ = step(state, batch)
   b, _ = step(state, other)
   diff = jax.tree.map(lambda u, v: float(jnp.max(jnp.abs(u - v))), a.params, b.params)
@@ -158,7 +159,7 @@ def test_each_critic_step_sees_its_own_batch():
 
 def test_ema_of_generator():
   spec, _ = smoke_spec("dcgan", train__ema_decay=0.9)
-  state = create_train_state(spec, 0)
+  state = train.init_state(spec, 0)
   chex.assert_trees_all_equal(state.ema["generator"], state.params["generator"])
   new, _ = jax.jit(functools.partial(step_lib.train_iteration, spec=spec))(state,
                                                                           random_batch(spec))
@@ -184,7 +185,7 @@ def test_new_terms_plug_in_without_changing_the_step():
       game_lib.Term("l2", l2, weight=game_lib.BALANCE)))
   spec = dataclasses.replace(spec, phases=(d_phase, g_phase))
   spec_lib.validate(spec)
-  state = create_train_state(spec, 0)
+  state = train.init_state(spec, 0)
   new, metrics = jax.jit(functools.partial(step_lib.train_iteration, spec=spec))(
       state, random_batch(spec))
   assert {"g/fm", "g/fm/gap", "g/l2", "g/balance_weight"} <= set(metrics)
@@ -197,7 +198,7 @@ def test_new_terms_plug_in_without_changing_the_step():
 def test_balanced_weight_equalises_gradient_norms():
   """With Term(weight=BALANCE) the applied gradient is ∇a + (‖∇a‖/‖∇b‖)∇b."""
   spec, _ = smoke_spec("dcgan")
-  target = jax.tree.map(jnp.ones_like, create_train_state(spec, 0).params["generator"])
+  target = jax.tree.map(jnp.ones_like, train.init_state(spec, 0).params["generator"])
 
   def a(*, params):
     return optax.tree.norm(params, squared=True), {}
@@ -208,8 +209,8 @@ def test_balanced_weight_equalises_gradient_norms():
   phase = game_lib.Phase("g", "generator", (game_lib.Term("a", a),
                                             game_lib.Term("b", b, weight=game_lib.BALANCE)))
   spec = dataclasses.replace(spec, phases=(phase,))
-  state = create_train_state(spec, 0)
-  grads, metrics, _ = step_lib._phase_gradients(spec, phase, state, {"image": None},  # pylint: disable=protected-access
+  state = train.init_state(spec, 0)
+  grads, metrics, _ = step_lib._phase_gradients(spec, phase, state, state, {"image": None},  # pylint: disable=protected-access
                                                 jax.random.PRNGKey(0))
   params = state.params["generator"]
   ga = jax.tree.map(lambda p: 2 * p, params)

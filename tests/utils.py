@@ -12,8 +12,11 @@ def smoke_config(name: str, arg: str = "smoke", **overrides):
   """configs/<name>.py with argument `arg`, then dotted-field overrides."""
   config = importlib.import_module(f"configs.{name}").get_config(arg)
   for field, value in overrides.items():
-    section, key = field.split("__")
-    config[section][key] = value
+    if "__" in field:
+      section, key = field.split("__")
+      config[section][key] = value
+    else:
+      config[field] = value
   return config
 
 

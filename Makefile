@@ -1,0 +1,31 @@
+# Set-up and entry points. `make train` and `make test` each do all the set-up they need.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= configs/dcgan.py:fashion_mnist
+WORKDIR ?= runs/main
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FMNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: install data train test clean
+
+$(BIN)/activate: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,tfds]'
+	touch $(BIN)/activate
+
+install: $(BIN)/activate
+
+# Fashion-MNIST IDX files from Debian's dataset-fashion-mnist (no other download).
+data:
+	@[ -d $(FMNIST) ] || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; }
+
+train: install data
+	$(BIN)/python main.py --config=$(CONFIG) --workdir=$(WORKDIR)
+
+test: install data
+	$(BIN)/python -m pytest -n 2 --dist=loadfile
+
+clean:
+	rm -rf $(VENV) runs

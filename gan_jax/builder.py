@@ -1,0 +1,113 @@
+"""Assembling a RunSpec: the base game from the config, then stabilisers by name.
+
+A stabiliser is a function `(builder, cfg, step) -> None` registered in `STABILISERS`; it
+reads its own config section `cfg` (a dict) and edits the builder: adds networks, terms,
+phases, controllers, image summaries. Listing its name in `config.stabilisers` turns it on for
+any objective, with no change to the training step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from gan_jax.game import Controller, Network, Phase, Term
+from gan_jax.optim import build_optimizer
+from gan_jax.registry import ConfigError, Registry
+
+STABILISERS = Registry("stabiliser")
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+  """Image panels shown, in order, before the generated samples (e.g. the lens' view).
+
+  Attributes:
+    names: the panels' names.
+    fn: (game, state, real images (N, H, W, C) in [-1, 1]) -> one image batch per name.
+  """
+  names: tuple[str, ...]
+  fn: Callable[[Any, Any, jax.Array], tuple[jax.Array, ...]]
+
+
+@dataclasses.dataclass
+class SpecBuilder:
+  """A mutable run description; `gan_jax.spec.build_spec` freezes it into a RunSpec.
+
+  Attributes:
+    config: the run's config (read-only here).
+    step: the training step the spec is built for (stabilisers that change the game during
+      training, like dropping the lens, look at it).
+    image_shape: (H, W, C).
+    networks: name -> Network.
+    objective: the adversarial objective.
+    phases: the iteration's phases, in order.
+    controllers: the iteration's controllers, in order.
+    real_view: network applied to real images before D (the lens), or None.
+    summaries: image panels for the sample grids.
+    rebuild_at: the next step at which the spec changes (the loop rebuilds and recompiles
+      then), or None.
+  """
+  config: Any
+  step: int
+  image_shape: tuple[int, int, int]
+  networks: dict[str, Network]
+  objective: Any
+  phases: list[Phase]
+  controllers: list[Controller] = dataclasses.field(default_factory=list)
+  real_view: str | None = None
+  summaries: list[Summary] = dataclasses.field(default_factory=list)
+  rebuild_at: int | None = None
+
+  def add_network(self, name: str, module: nn.Module, example_shape: tuple[int, ...]) -> None:
+    """Adds a network; its optimiser comes from the config section optim.<name>."""
+    if name in self.networks:
+      raise ConfigError(f"network {name!r} is added twice")
+    if name not in self.config.optim:
+      raise ConfigError(f"network {name!r} needs an optimiser section optim.{name}")
+    self.networks[name] = Network(
+        module=module,
+        optimizer=build_optimizer(self.config.optim[name].to_dict(), f"optim.{name}"),
+        example_input=jax.ShapeDtypeStruct(example_shape, jnp.float32))
+
+  def phase(self, name: str) -> Phase:
+    for p in self.phases:
+      if p.name == name:
+        return p
+    raise KeyError(f"no phase {name!r}; phases: {[p.name for p in self.phases]}")
+
+  def update_phase(self, name: str, **changes) -> None:
+    self.phases = [dataclasses.replace(p, **changes) if p.name == name else p
+                   for p in self.phases]
+
+  def add_terms(self, phase_name: str, *terms: Term) -> None:
+    self.update_phase(phase_name, terms=self.phase(phase_name).terms + tuple(terms))
+
+  def schedule_rebuild(self, step: int) -> None:
+    if step > self.step:
+      self.rebuild_at = step if self.rebuild_at is None else min(self.rebuild_at, step)
+
+
+def stabiliser_names(value: str) -> tuple[str, ...]:
+  """Parses config.stabilisers ("lens,advas") into names."""
+  return tuple(n.strip() for n in value.split(",") if n.strip())
+
+
+def apply_stabilisers(builder: SpecBuilder, config) -> None:
+  """Applies every stabiliser named in config.stabilisers, in order."""
+  for name in stabiliser_names(config.get("stabilisers", "")):
+    apply = STABILISERS.get(name, "stabilisers")
+    if name not in config:
+      raise ConfigError(f"stabiliser {name!r} is on but the config has no section {name!r}")
+    apply(builder, config[name].to_dict(), builder.step)
+
+
+def section(cfg: Mapping[str, Any], field: str, prefix: str) -> Any:
+  """cfg[field], with an error naming `prefix.field` when it is missing."""
+  if field not in cfg:
+    raise ConfigError(f"config section {prefix} lacks field {field!r}")
+  return cfg[field]

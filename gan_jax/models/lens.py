@@ -1,0 +1,49 @@
+"""The lens of Tempered GAN (Kessler et al. 2018, Sec. 2 and Fig. 3, right).
+
+A residual fully convolutional network: a 3x3 convolution in, `blocks` residual blocks of two
+3x3 stride-1 convolutions, a 3x3 convolution out, and a skip from the lens input to its
+output, L(x) = x + f(x), so L can become the identity exactly (f = 0).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+from flax import linen as nn
+
+from gan_jax.models.dcgan import _norm
+from gan_jax.models.initializers import INITIALIZERS
+
+
+class Lens(nn.Module):
+  """L: images (B, H, W, C) -> images (B, H, W, C).
+
+  Attributes:
+    width: channels inside the residual blocks.
+    blocks: number of residual blocks (8 in the paper).
+    norm: "none" (default), "batch" or "layer" inside the blocks.
+    init_scheme: initialiser name (Xavier in the paper).
+    zero_init_output: start the output convolution at zero, so L starts as the identity.
+  """
+  width: int = 32
+  blocks: int = 8
+  norm: str = "none"
+  init_scheme: str = "xavier"
+  zero_init_output: bool = False
+  bn_momentum: float = 0.9
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    kernel_init, scale_init = INITIALIZERS.get(self.init_scheme, "lens.init")
+    conv = functools.partial(nn.Conv, kernel_size=(3, 3), strides=(1, 1), padding="SAME",
+                             kernel_init=kernel_init)
+    norm = functools.partial(_norm, self.norm, train, self.bn_momentum, scale_init)
+    h = nn.relu(conv(self.width, name="stem")(x))
+    for i in range(self.blocks):
+      r = nn.relu(norm(f"block{i}_norm0")(conv(self.width, name=f"block{i}_conv0")(h)))
+      r = norm(f"block{i}_norm1")(conv(self.width, name=f"block{i}_conv1")(r))
+      h = nn.relu(h + r)
+    out_init = nn.initializers.zeros if self.zero_init_output else kernel_init
+    out = nn.Conv(x.shape[-1], (3, 3), padding="SAME", kernel_init=out_init, name="out")(h)
+    return x + out

@@ -1,0 +1,53 @@
+"""AdvAs, the Adversary's Assistant: a penalty on G from the norm of D's training gradient.
+
+r(θ, φ) = ‖∇_φ L_adv(θ, φ)‖₂², the squared norm of the gradient D is trained on, evaluated at
+the current φ; G minimises L_gen + λ·r. ∇_θ r is a gradient of a gradient (jax.grad of a
+function containing jax.grad). λ is fixed, or chosen at every step as
+λ = ‖∇_θ L_gen‖ / ‖∇_θ r‖ with no gradient through λ (the hyperparameter-free version).
+
+D's BatchNorm layers, if any, use the batch statistics in the penalty pass, as in D's own
+update: r is the norm of the gradient D actually follows. The running statistics that pass
+would write are discarded, so D's statistics are not updated twice per G step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import optax
+
+from gan_jax.builder import STABILISERS, SpecBuilder, section
+from gan_jax.game import BALANCE, Term
+from gan_jax.registry import check_choice
+
+
+def adversary_gradient_norm(*, adversary_loss: Callable[..., jax.Array], adversary_params: Any,
+                            terms=None) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """r(θ, φ) = ‖∇_φ L_adv(θ, φ)‖₂² (AdvAs, Eq. 5).
+
+  Args:
+    adversary_loss: φ -> D's loss on the current real and generated images.
+    adversary_params: φ.
+    terms: D's loss terms to use (default: all of them).
+  """
+  grads = jax.grad(lambda phi: adversary_loss(phi, terms))(adversary_params)
+  return optax.tree.norm(grads, squared=True), {}
+
+
+@STABILISERS.register("advas")
+def add_advas(builder: SpecBuilder, cfg: Mapping[str, Any], step: int) -> None:
+  """Adds r to G's loss (config section `advas`)."""
+  del step
+  get = lambda f: section(cfg, f, "advas")
+  which = check_choice(get("adversary_terms"), ("all", "adversarial"), "advas.adversary_terms")
+  d_terms = builder.phase("d").terms
+  terms = d_terms if which == "all" else tuple(t for t in d_terms if t.name == "adv")
+  weight = BALANCE if get("adaptive") else float(get("weight"))
+
+  def advas(*, adversary_loss, adversary_params):
+    return adversary_gradient_norm(adversary_loss=adversary_loss,
+                                   adversary_params=adversary_params, terms=terms)
+
+  builder.add_terms("g", Term("advas", advas, weight=weight))
