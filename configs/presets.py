@@ -55,6 +55,31 @@ def data_config(preset: str = "fashion_mnist") -> ml_collections.ConfigDict:
   return data
 
 
+def lens_config() -> ml_collections.ConfigDict:
+  """The `lens` section (Tempered GAN; on when "lens" is in config.stabilisers)."""
+  cfg = ml_collections.ConfigDict()
+  cfg.width = 32  # Channels of the lens' residual blocks.
+  cfg.blocks = 8  # Residual blocks (8 in the paper).
+  cfg.norm = "none"  # Normalisation in the blocks: none, batch or layer.
+  cfg.init = "xavier"  # Initialiser (xavier in the paper, or normal).
+  cfg.zero_init_output = False  # Start the output convolution at 0 (L starts as identity).
+  cfg.schedule = "sine"  # λ(t): sine (1 - sin(tπ/2K), then 0) or constant.
+  cfg.K = 10000  # Steps for λ to fall from 1 to 0 (paper figures 10k; its text says 1e5).
+  cfg.lambda_value = 1.0  # λ for schedule=constant (Sec. A.4.1 uses 1).
+  cfg.reconstruction = "sum"  # ‖x - L(x)‖²: sum over pixels (paper) or mean.
+  cfg.drop_after = 0  # Step from which the lens leaves the step (0 = never; use >= K).
+  return cfg
+
+
+def advas_config() -> ml_collections.ConfigDict:
+  """The `advas` section (AdvAs; on when "advas" is in config.stabilisers)."""
+  cfg = ml_collections.ConfigDict()
+  cfg.adaptive = True  # λ = ‖∇θ L_gen‖ / ‖∇θ r‖ at every step (hyperparameter-free).
+  cfg.weight = 1.0  # Fixed λ when adaptive is False.
+  cfg.adversary_terms = "all"  # r from D's whole loss (all) or its adversarial term only.
+  return cfg
+
+
 def eval_config() -> ml_collections.ConfigDict:
   """The `eval` section: metrics computed during training (gan_jax.evaluation) and by
   `python -m gan_jax.evaluate`."""
@@ -113,4 +138,8 @@ def shrink_for_smoke_test(config: ml_collections.ConfigDict,
   config.train.sample_every = 3
   config.train.checkpoint_every = 3
   config.train.num_samples = 16
+  if "lens" in config:
+    config.lens.width = 8
+    config.lens.blocks = 2
+    config.lens.K = 10
   return config
