@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 
 from gan_jax import parallel
+from gan_jax import stabilisers  # pylint: disable=unused-import  (registers the stabilisers)
+from gan_jax.builder import SpecBuilder, Summary, apply_stabilisers
 from gan_jax.game import AdversarialGame, Controller, Network, Phase
 from gan_jax.models import MODELS
 from gan_jax.objectives import OBJECTIVES
@@ -37,6 +37,9 @@ class RunSpec:
     image_shape: (H, W, C) of the data and of G's output.
     batch_size: global batch size B.
     mesh: the device mesh the step runs on.
+    summaries: extra image panels for the sample grids (e.g. the lens' view of real data).
+    rebuild_at: step at which the run's spec changes (rebuild with build_spec(config, step)),
+      or None.
   """
   game: AdversarialGame
   networks: Mapping[str, Network]
@@ -47,6 +50,8 @@ class RunSpec:
   image_shape: tuple[int, int, int]
   batch_size: int
   mesh: jax.sharding.Mesh
+  summaries: tuple[Summary, ...] = ()
+  rebuild_at: int | None = None
 
   @property
   def batches_per_iteration(self) -> int:
@@ -58,15 +63,15 @@ class RunSpec:
     return self.game.z_dim
 
 
-def _section(config: ml_collections.ConfigDict, name: str) -> dict[str, Any]:
+def _section(config: ml_collections.ConfigDict, name: str) -> dict:
   if name not in config:
     raise ConfigError(f"config has no section {name!r}")
   return config[name].to_dict()
 
 
-def build_spec(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None
-               ) -> RunSpec:
-  """Builds the RunSpec of `config` on `mesh` (default: all devices)."""
+def build_spec(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None,
+               step: int = 0) -> RunSpec:
+  """Builds the RunSpec of `config` on `mesh` (default: all devices) for training step `step`."""
   train = _section(config, "train")
   data = _section(config, "data")
   model_cfg = _section(config, "model")
@@ -82,34 +87,32 @@ def build_spec(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None
   image_shape = (data["image_size"], data["image_size"], data["channels"])
 
   modules = MODELS.get(model_cfg["name"], "model.name")(model_cfg, image_shape)
-  optim = _section(config, "optim")
-  z_dim = model_cfg["z_dim"]
-  example_inputs = {
-      "generator": jax.ShapeDtypeStruct((1, z_dim), jnp.float32),
-      "discriminator": jax.ShapeDtypeStruct((1,) + image_shape, jnp.float32),
-  }
-  missing = sorted(set(modules) - set(optim))
-  if missing:
-    raise ConfigError(f"config has no optimiser section for {missing} (optim.<network>)")
-  networks = {
-      name: Network(module=module, optimizer=build_optimizer(optim[name], f"optim.{name}"),
-                    example_input=example_inputs[name])
-      for name, module in modules.items()
-  }
-
   objective_cfg = _section(config, "objective")
   objective = OBJECTIVES.get(objective_cfg["name"], "objective.name")(objective_cfg)
-  phases = (
-      Phase("d", "discriminator", objective.discriminator, repeats=train["n_critic"],
-            constraint=objective.discriminator_constraint),
-      Phase("g", "generator", objective.generator),
-  )
-  game = AdversarialGame(networks=networks, z_dim=z_dim, z_dist=model_cfg["z_dist"],
+  builder = SpecBuilder(
+      config=config, step=step, image_shape=image_shape, networks={}, objective=objective,
+      phases=[Phase("d", "discriminator", objective.discriminator, repeats=train["n_critic"],
+                    constraint=objective.discriminator_constraint,
+                    update_scale=objective.update_scale),
+              Phase("g", "generator", objective.generator, update_scale=objective.update_scale,
+                    simultaneous=objective.simultaneous)],
+      controllers=list(objective.controllers), summaries=list(objective.summaries))
+  z_dim = model_cfg["z_dim"]
+  example_shapes = {"generator": (1, z_dim), "discriminator": (1,) + image_shape}
+  for name, module in modules.items():
+    builder.add_network(name, module, example_shapes[name])
+  apply_stabilisers(builder, config)
+
+  game = AdversarialGame(networks=builder.networks, z_dim=z_dim, z_dist=model_cfg["z_dist"],
+                         real_view=builder.real_view,
+                         adversary_terms=builder.phase("d").terms,
                          shard=parallel.batch_constraint(mesh))
   ema_decay = train["ema_decay"] or None
-  spec = RunSpec(game=game, networks=networks, phases=phases, controllers=(),
-                 ema_decay=ema_decay, ema_networks=("generator",) if ema_decay else (),
-                 image_shape=image_shape, batch_size=batch_size, mesh=mesh)
+  spec = RunSpec(game=game, networks=builder.networks, phases=tuple(builder.phases),
+                 controllers=tuple(builder.controllers), ema_decay=ema_decay,
+                 ema_networks=("generator",) if ema_decay else (), image_shape=image_shape,
+                 batch_size=batch_size, mesh=mesh, summaries=tuple(builder.summaries),
+                 rebuild_at=builder.rebuild_at)
   validate(spec)
   return spec
 
