@@ -43,17 +43,29 @@ class Checkpointer:
     directory: checkpoint folder (created if needed).
     keep: number of checkpoints kept.
     config: the run's config as a plain dict (stored in each checkpoint, for error messages).
+    metric: (name, "min" or "max"): keep the `keep` checkpoints with the best value of this
+      metric (passed to `save`) instead of the latest ones.
   """
 
-  def __init__(self, directory: str, keep: int, config: dict[str, Any]):
+  def __init__(self, directory: str, keep: int, config: dict[str, Any],
+               metric: tuple[str, str] | None = None):
     self.directory = os.path.abspath(directory)
     self.config = config
+    best = {}
+    if metric is not None:
+      name, mode = metric
+      best = dict(best_fn=lambda metrics: metrics[name], best_mode=mode,
+                  keep_checkpoints_without_metrics=False)
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                           cleanup_tmp_directories=True)
+                                           cleanup_tmp_directories=True, **best)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
+
+  def best_step(self) -> int | None:
+    """The step of the best checkpoint (with `metric`), else the latest."""
+    return self._manager.best_step()
 
   def restore(self, abstract_state: Any, step: int | None = None) -> Any:
     """Restores the checkpoint at `step` (default: latest) onto `abstract_state`'s shardings.
@@ -78,11 +90,12 @@ class Checkpointer:
         step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
     return restored["state"]
 
-  def save(self, step: int, state: Any) -> None:
+  def save(self, step: int, state: Any, metrics: dict[str, float] | None = None) -> None:
     """Saves `state` as checkpoint `step` (asynchronously; see `wait`)."""
     meta = {"config": self.config, "signature": state_signature(state)}
     self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                    meta=ocp.args.JsonSave(meta)), force=True)
+                                                    meta=ocp.args.JsonSave(meta)),
+                       metrics=metrics, force=True)
 
   def wait(self) -> None:
     """Blocks until pending saves are complete."""

@@ -2,6 +2,7 @@
 
 Outputs under `workdir`:
   checkpoints/       orbax checkpoints (latest `train.keep_checkpoints`), resumed automatically.
+  checkpoints_best/  the checkpoint with the best `eval.best_metric` so far (with eval.every).
   metrics.jsonl      one JSON object per log step.
   tensorboard/       TensorBoard event files (scalars and sample grids).
   samples/           PNG grids of G(z) for a fixed z, every `train.sample_every` steps.
@@ -25,6 +26,7 @@ from absl import logging
 
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import data as data_lib
+from gan_jax import evaluation
 from gan_jax import images as images_lib
 from gan_jax import parallel
 from gan_jax import spec as spec_lib
@@ -138,6 +140,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
       json.dump(config_dict, f, indent=2)
 
+  evaluator = evaluation.build_evaluator(config, spec)
+  best_checkpoints = None
+  if evaluator is not None and evaluator.best_metric:
+    best_checkpoints = checkpoint_lib.Checkpointer(
+        os.path.join(workdir, "checkpoints_best"), keep=1, config=config_dict,
+        metric=(evaluator.best_metric, evaluator.best_mode))
+
   writer = writers_lib.MultiWriter([
       writers_lib.ConsoleWriter(train_cfg.steps),
       writers_lib.JsonlWriter(os.path.join(workdir, "metrics.jsonl")),
@@ -193,13 +202,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           history = []
       if step % train_cfg.sample_every == 0 or step == train_cfg.steps:
         save_samples(step)
+      if evaluator is not None and (step % config.eval.every == 0 or step == train_cfg.steps):
+        if pending is not None:
+          history.append(_check(pending, checkpoints.directory, last_good))
+          pending = None
+        results = evaluator(evaluation.make_sample_fn(spec, state, seed), step)
+        writer.write_scalars(step, results)
+        if best_checkpoints is not None:
+          best_checkpoints.save(step, state, metrics=results)
       if save_now:
         checkpoints.save(step, state)
         last_good = step
   finally:
     data_iter.close()
-    checkpoints.wait()
-    checkpoints.close()
+    for c in (checkpoints, best_checkpoints):
+      if c is not None:
+        c.wait()
+        c.close()
     writer.close()
   return state
 

@@ -153,3 +153,29 @@ def test_missing_dataset_says_how_to_get_it(tmp_path):
 def test_unknown_config_argument():
   with pytest.raises(ValueError, match="unknown config argument 'cifar100'.*cifar10"):
     smoke_config("dcgan", "cifar100")
+
+
+class _MeanBrightness:
+  """A stand-in evaluator: the mean pixel value of the samples, higher is better."""
+  best_metric, best_mode = "eval/brightness", "max"
+
+  def __init__(self):
+    self.calls = []
+
+  def __call__(self, sample_fn, step):
+    value = float(np.mean(sample_fn(8)))
+    self.calls.append((step, value))
+    return {"eval/brightness": value}
+
+
+def test_evaluation_during_training_keeps_the_best_checkpoint(tmp_path, monkeypatch):
+  evaluator = _MeanBrightness()
+  monkeypatch.setattr(train.evaluation, "build_evaluator", lambda config, spec: evaluator)
+  config = smoke_config("dcgan", eval__every=2)
+  train.train_and_evaluate(config, str(tmp_path))
+  assert [s for s, _ in evaluator.calls] == [2, 4, 6]
+  records = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  logged = {r["step"]: r["eval/brightness"] for r in records if "eval/brightness" in r}
+  assert logged == dict(evaluator.calls)
+  best_step = max(evaluator.calls, key=lambda c: c[1])[0]
+  assert os.listdir(tmp_path / "checkpoints_best") == [str(best_step)]
