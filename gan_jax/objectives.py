@@ -21,7 +21,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from gan_jax.game import Term
+from gan_jax import began as began_lib
+from gan_jax.game import Controller, Term
 from gan_jax.registry import Registry
 
 Metrics = dict[str, jax.Array]
@@ -118,6 +119,51 @@ def clip_weights(params: Any, *, clip: float) -> Any:
   return jax.tree.map(lambda p: jnp.clip(p, -clip, clip), params)
 
 
+# ----------------------------------------------------------------------------- lens terms
+# The lens works against D (Tempered GAN Sec. 2, A.1): L_L^A ≈ -L_D on the lensed real data.
+
+
+def lens_minimax_loss(*, d_real: jax.Array) -> tuple[jax.Array, Metrics]:
+  """Tempered GAN Sec. 2: L_L^A = -log(1 - D(L(x))) = softplus(d(L(x)))."""
+  return jnp.mean(jax.nn.softplus(d_real)), {}
+
+
+def lens_lsgan_loss(*, d_real: jax.Array) -> tuple[jax.Array, Metrics]:
+  """Tempered GAN Eq. 3: L_L^A = ‖D(L(x))‖², pulling D's output on L(x) to the fake target 0."""
+  return jnp.mean(d_real ** 2), {}
+
+
+def lens_wasserstein_loss(*, d_real: jax.Array) -> tuple[jax.Array, Metrics]:
+  """Tempered GAN Eq. 6: L_L^A = D(L(x)), for WGAN and WGAN-GP."""
+  return jnp.mean(d_real), {}
+
+
+# ----------------------------------------------------------------------------- BEGAN
+# D is an auto-encoder whose output is the per-sample loss L(v) = |v - D(v)|^η
+# (`gan_jax.models.began`), so d_real = L(x) and d_fake = L(G(z)).
+
+
+def began_discriminator_loss(*, d_real: jax.Array, d_fake: jax.Array,
+                             began: Mapping[str, jax.Array]) -> tuple[jax.Array, Metrics]:
+  """BEGAN D loss (Berthelot et al. 2017, Sec. 3.4): L_D = L(x) - k_t·L(G(z_D)).
+
+  Args:
+    d_real: L(x) per sample (B,).
+    d_fake: L(G(z_D)) per sample (B,).
+    began: the equilibrium controller's state; k_t = began["k"] is a constant here.
+
+  Returns:
+    (L_D, metrics): `real` = mean L(x), which the controller reads, and `fake` = mean L(G(z_D)).
+  """
+  real, fake = jnp.mean(d_real), jnp.mean(d_fake)
+  return real - began["k"] * fake, {"real": real, "fake": fake}
+
+
+def began_generator_loss(*, d_fake: jax.Array) -> tuple[jax.Array, Metrics]:
+  """BEGAN G loss (Berthelot et al. 2017, Sec. 3.4): L_G = L(G(z_G)), the mean of d_fake (B,)."""
+  return jnp.mean(d_fake), {}
+
+
 # ----------------------------------------------------------------------------- registry
 
 
@@ -129,10 +175,22 @@ class Objective:
     discriminator: terms summed into D's loss.
     generator: terms summed into G's loss.
     discriminator_constraint: params -> params, applied after every D update (WGAN clipping).
+    lens_adversarial: the lens' adversarial term L_L^A for this objective (Tempered GAN).
+    controllers: controllers the objective's terms depend on (BEGAN's k_t).
+    simultaneous: G's gradient is taken at D's parameters from the start of the iteration,
+      so D and G are updated simultaneously (BEGAN) rather than alternately.
+    update_scale: aux -> factor on D's and G's optimiser updates (a learning-rate schedule
+      kept in a controller's state), or None.
+    summaries: image panels for the sample grids (BEGAN: D's reconstructions).
   """
   discriminator: tuple[Term, ...]
   generator: tuple[Term, ...]
   discriminator_constraint: Callable[[Any], Any] | None = None
+  lens_adversarial: Callable[..., tuple[jax.Array, Metrics]] | None = None
+  controllers: tuple[Controller, ...] = ()
+  simultaneous: bool = False
+  update_scale: Callable[[Mapping[str, Any]], jax.Array] | None = None
+  summaries: tuple[Any, ...] = ()
 
 
 OBJECTIVES: Registry[Callable[[Mapping[str, Any]], Objective]] = Registry("objective")
@@ -143,7 +201,8 @@ def _minimax(cfg: Mapping[str, Any]) -> Objective:
   return Objective(
       discriminator=(Term("adv", functools.partial(minimax_discriminator_loss,
                                                    real_label=cfg["real_label"])),),
-      generator=(Term("adv", minimax_generator_loss),))
+      generator=(Term("adv", minimax_generator_loss),),
+      lens_adversarial=lens_minimax_loss)
 
 
 @OBJECTIVES.register("non_saturating")
@@ -151,21 +210,24 @@ def _non_saturating(cfg: Mapping[str, Any]) -> Objective:
   return Objective(
       discriminator=(Term("adv", functools.partial(minimax_discriminator_loss,
                                                    real_label=cfg["real_label"])),),
-      generator=(Term("adv", non_saturating_generator_loss),))
+      generator=(Term("adv", non_saturating_generator_loss),),
+      lens_adversarial=lens_minimax_loss)
 
 
 @OBJECTIVES.register("lsgan")
 def _lsgan(cfg: Mapping[str, Any]) -> Objective:
   del cfg
   return Objective(discriminator=(Term("adv", lsgan_discriminator_loss),),
-                   generator=(Term("adv", lsgan_generator_loss),))
+                   generator=(Term("adv", lsgan_generator_loss),),
+                   lens_adversarial=lens_lsgan_loss)
 
 
 @OBJECTIVES.register("wgan")
 def _wgan(cfg: Mapping[str, Any]) -> Objective:
   return Objective(discriminator=(Term("adv", wasserstein_critic_loss),),
                    generator=(Term("adv", wasserstein_generator_loss),),
-                   discriminator_constraint=functools.partial(clip_weights, clip=cfg["clip"]))
+                   discriminator_constraint=functools.partial(clip_weights, clip=cfg["clip"]),
+                   lens_adversarial=lens_wasserstein_loss)
 
 
 @OBJECTIVES.register("wgan_gp")
@@ -173,4 +235,18 @@ def _wgan_gp(cfg: Mapping[str, Any]) -> Objective:
   return Objective(
       discriminator=(Term("adv", wasserstein_critic_loss),
                      Term("gp", gradient_penalty, weight=cfg["gp_weight"])),
-      generator=(Term("adv", wasserstein_generator_loss),))
+      generator=(Term("adv", wasserstein_generator_loss),),
+      lens_adversarial=lens_wasserstein_loss)
+
+
+@OBJECTIVES.register("began")
+def _began(cfg: Mapping[str, Any]) -> Objective:
+  # BEGAN Sec. 3.4: both players' gradients at (θ_t, φ_t), with separate z_D and z_G; k_t and
+  # the learning-rate factor are the controller's state.
+  settings = began_lib.EquilibriumSettings.from_config(cfg)
+  return Objective(discriminator=(Term("adv", began_discriminator_loss),),
+                   generator=(Term("adv", began_generator_loss),),
+                   controllers=(began_lib.equilibrium_controller(settings),),
+                   simultaneous=True,
+                   update_scale=began_lib.lr_scale,
+                   summaries=(began_lib.RECONSTRUCTION_SUMMARY,))
