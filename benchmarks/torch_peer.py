@@ -301,18 +301,19 @@ def time_peer(peer: Peer, batches_u8: torch.Tensor, *, warmup: int, iters: int,
     peer.iteration(batches_u8)
   synchronize(peer.device)
   per_window = split_iterations(iters, windows)
-  window_ms, total_s = [], 0.0
+  window_ms, total_s, cpu_s = [], 0.0, 0.0
   for n in per_window:
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
       peer.iteration(batches_u8)
     synchronize(peer.device)
     elapsed = time.perf_counter() - start
+    cpu_s += time.process_time() - start_cpu
     total_s += elapsed
     window_ms.append(1e3 * elapsed / n)
   return {"first_iteration_s": first_s, "ms_per_iter": 1e3 * total_s / sum(per_window),
           "ms_per_iter_median": statistics.median(window_ms), "window_ms": window_ms,
-          "iters": sum(per_window)}
+          "cpu_ms_per_iter": 1e3 * cpu_s / sum(per_window), "iters": sum(per_window)}
 
 
 def split_iterations(iters: int, windows: int) -> list[int]:
