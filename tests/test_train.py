@@ -122,7 +122,7 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("field,value,message", [
     ("objective__name", "hinge", r"unknown objective 'hinge' \(config field objective.name\); "
-                                 r"valid names: lsgan, minimax, non_saturating, wgan, wgan_gp"),
+                                 r"valid names: began, lsgan, minimax, non_saturating, wgan, wgan_gp"),
     ("model__name", "resnet", r"unknown model 'resnet' \(config field model.name\); valid"),
     ("data__source", "s3", r"unknown data source 's3' \(config field data.source\); valid"),
     ("model__init", "he", r"unknown initialiser 'he' \(config field model.init\); valid names: "

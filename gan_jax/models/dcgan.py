@@ -8,6 +8,10 @@ D, a single dense layer at each end. The width is set by `width` (C in the paper
 
 The number of resolution steps follows from the image size: the spatial size is halved until it
 is at most 7, so 28 -> 14 -> 7, 32 -> 16 -> 8 -> 4 and 64 -> ... -> 4.
+
+The strided and transposed convolutions are `gan_jax.models.conv`'s, which equal Flax's
+`nn.Conv` / `nn.ConvTranspose` (same parameters) and keep every derivative, including the
+second derivatives of the gradient penalty and AdvAs, on XLA:CPU's fast kernels.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from gan_jax.models.conv import StridedConv, StridedConvTranspose
 from gan_jax.models.initializers import INITIALIZERS
 from gan_jax.registry import ConfigError, check_choice
 
@@ -73,8 +78,8 @@ class Generator(nn.Module):
     steps, base = num_resolution_steps(self.image_size)
     features = self.width * 2 ** (steps - 1)
     dense = functools.partial(nn.Dense, kernel_init=kernel_init, dtype=self.dtype)
-    convt = functools.partial(nn.ConvTranspose, kernel_size=(4, 4), strides=(2, 2),
-                              padding="SAME", kernel_init=kernel_init, dtype=self.dtype)
+    convt = functools.partial(StridedConvTranspose, kernel_size=(4, 4), strides=(2, 2),
+                              kernel_init=kernel_init, dtype=self.dtype)
     norm = functools.partial(_norm, self.norm, train, self.bn_momentum, scale_init)
 
     h = dense(base * base * features, use_bias=self.norm == "none", name="project")(z)
@@ -114,7 +119,7 @@ class Discriminator(nn.Module):
     check_choice(self.norm, NORMS, "model.discriminator_norm")
     kernel_init, scale_init = INITIALIZERS.get(self.init_scheme, "model.init")
     steps, _ = num_resolution_steps(x.shape[1])
-    conv = functools.partial(nn.Conv, kernel_size=(4, 4), strides=(2, 2), padding="SAME",
+    conv = functools.partial(StridedConv, kernel_size=(4, 4), strides=(2, 2),
                              kernel_init=kernel_init, dtype=self.dtype)
     norm = functools.partial(_norm, self.norm, train, self.bn_momentum, scale_init)
 

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Lens and AdvAs comparison (issue: Tempered GAN lens and AdvAs), scaled to a CPU:
+# non-saturating DCGAN, LSGAN and WGAN-GP with and without the lens, and non-saturating DCGAN and
+# WGAN-GP with and without AdvAs, on Fashion-MNIST and stacked Fashion-MNIST, seeds 0 1 2.
+# A with/without pair differs only in config.stabilisers, so it starts from identical G and D.
+#
+#   experiments/lens_advas.sh RUNS_DIR [DATASETS] [SEEDS] [JOBS]
+#
+# Runs that finished (RUNS_DIR/<run>/DONE) are skipped; an interrupted run resumes from its last
+# checkpoint. JOBS runs go at once (default 1). Summarise with experiments/summarise.py.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:?usage: $0 RUNS_DIR [DATASETS] [SEEDS] [JOBS]}
+DATASETS=${2:-fashion_mnist stacked_fashion_mnist}
+SEEDS=${3:-0 1 2}
+JOBS=${4:-1}
+PY=${PYTHON:-python}
+# Scaled-down networks and schedule (the paper: C=64, batch 64, K=10k of 100k+ iterations).
+SMALL=(--config.model.width=16 --config.lens.width=16 --config.train.batch_size=32
+       --config.train.log_every=50 --config.train.sample_every=500
+       --config.train.checkpoint_every=500 --config.eval.every=250 --config.eval.num_samples=4096
+       --config.eval.best_metric=)
+mkdir -p "$RUNS"
+
+job() {  # name config dataset seed steps stabilisers
+  local name=$1 config=$2 data=$3 seed=$4 steps=$5 stab=$6 dir="$RUNS/$1"
+  [ -f "$dir/DONE" ] && return 0
+  local metrics=classifier_fid
+  [[ $data == stacked_* ]] && metrics=classifier_fid,modes
+  $PY main.py --config="configs/$config:$data" --workdir="$dir" "${SMALL[@]}" \
+      --config.seed="$seed" --config.train.steps="$steps" --config.lens.K=$((steps / 2)) \
+      --config.stabilisers="$stab" --config.eval.metrics="$metrics" \
+      > "$RUNS/$name.log" 2>&1 && touch "$dir/DONE"
+}
+
+list() {
+  for data in $DATASETS; do
+    for seed in $SEEDS; do
+      for obj in dcgan:2000 lsgan:2000 wgan_gp:1000; do
+        o=${obj%%:*}; steps=${obj##*:}
+        for lens in plain lens; do
+          stab=""; [ $lens = lens ] && stab=lens
+          echo "${o}_${lens}_${data}_s${seed} ${o}_lens.py $data $seed $steps $stab"
+        done
+      done
+      if [ "$data" = fashion_mnist ]; then
+        for obj in dcgan:2000 wgan_gp:1000; do
+          o=${obj%%:*}; steps=${obj##*:}
+          echo "${o}_advas_${data}_s${seed} ${o}_lens.py $data $seed $steps advas"
+        done
+      fi
+    done
+  done
+}
+
+list | while read -r name config data seed steps stab; do
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 5; done
+  job "$name" "$config" "$data" "$seed" "$steps" "$stab" &
+done
+wait

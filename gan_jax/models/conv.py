@@ -1,0 +1,196 @@
+"""Strided convolutions whose derivatives of every order stay fast on XLA:CPU.
+
+The DCGAN networks use 4x4 stride-2 convolutions in D and stride-2 transposed convolutions in
+G. Plain autodiff of these produces, in two places, a convolution with a kernel that is both
+dilated and reversed (`rhs_dilate=2 rhs_reversal=1` in HLO): the kernel gradient of G's
+transposed convolutions, and the second derivative of D's convolutions inside the WGAN-GP
+penalty and AdvAs. XLA:CPU has no fast kernel for that form and falls back to a naive loop,
+which took about 70 % of a DCGAN iteration and most of a WGAN-GP one on a 2-core CPU
+(docs/benchmarks.md).
+
+A strided convolution y = conv(x, k) has two linear companions, its input gradient
+`conv_input_grad(g, k) = (∂y/∂x)ᵀ g` and its kernel gradient `conv_kernel_grad(x, g) =
+(∂y/∂k)ᵀ g`. The three are bilinear and each one's vector-Jacobian product is made of the
+others:
+
+    conv(x, k):              x̄ = conv_input_grad(ȳ, k),   k̄ = conv_kernel_grad(x, ȳ)
+    conv_input_grad(g, k):   ḡ = conv(c, k),               k̄ = conv_kernel_grad(c, g)
+    conv_kernel_grad(x, g):  x̄ = conv_input_grad(g, c),    ḡ = conv(x, c)
+
+(c the incoming cotangent), so with `jax.custom_vjp` every derivative of any order is one of
+three operations that XLA:CPU runs with its library kernels. G's transposed convolution is the
+input gradient of a strided convolution with the spatially flipped, in/out-swapped kernel, so
+it joins the same closed set. Values and parameters are those of `nn.Conv` / `nn.ConvTranspose`
+(padding "SAME"); the custom path is taken on CPU only (`lax.platform_dependent`), elsewhere
+the plain convolutions run.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+_DIMS = ("NHWC", "HWIO", "NHWC")
+Shape = tuple[int, ...]
+
+
+def _same_padding(in_size: int, kernel: int, stride: int) -> tuple[int, int]:
+  """TensorFlow/Flax "SAME" padding of one spatial dimension."""
+  out = -(-in_size // stride)
+  total = max((out - 1) * stride + kernel - in_size, 0)
+  return total // 2, total - total // 2
+
+
+def _plain_conv(x: jax.Array, k: jax.Array, strides: Sequence[int]) -> jax.Array:
+  padding = [_same_padding(n, kk, s) for n, kk, s in zip(x.shape[1:3], k.shape[:2], strides)]
+  return jax.lax.conv_general_dilated(x, k, tuple(strides), padding, dimension_numbers=_DIMS)
+
+
+def _transpose_in_x(g: jax.Array, k: jax.Array, x_shape: Shape, strides) -> jax.Array:
+  fn = jax.linear_transpose(lambda x: _plain_conv(x, k, strides),
+                            jax.ShapeDtypeStruct(x_shape, g.dtype))
+  return fn(g)[0]
+
+
+def _transpose_in_k(x: jax.Array, g: jax.Array, k_shape: Shape, strides) -> jax.Array:
+  fn = jax.linear_transpose(lambda k: _plain_conv(x, k, strides),
+                            jax.ShapeDtypeStruct(k_shape, g.dtype))
+  return fn(g)[0]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv(x: jax.Array, k: jax.Array, strides: tuple[int, int]) -> jax.Array:
+  """Strided "SAME" convolution (B, H, W, I) x (kh, kw, I, O) -> (B, H/s, W/s, O)."""
+  return _plain_conv(x, k, strides)
+
+
+def _conv_fwd(x, k, strides):
+  return conv(x, k, strides), (x, k)
+
+
+def _conv_bwd(strides, res, ct):
+  x, k = res
+  return (conv_input_grad(ct, k, x.shape, strides),
+          conv_kernel_grad(x, ct, k.shape, strides))
+
+
+conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv_input_grad(g: jax.Array, k: jax.Array, x_shape: Shape,
+                    strides: tuple[int, int]) -> jax.Array:
+  """(∂ conv(x, k) / ∂x)ᵀ g: (B, H/s, W/s, O) -> x_shape (B, H, W, I)."""
+  return _transpose_in_x(g, k, x_shape, strides)
+
+
+def _input_grad_fwd(g, k, x_shape, strides):
+  return conv_input_grad(g, k, x_shape, strides), (g, k)
+
+
+def _input_grad_bwd(x_shape, strides, res, ct):
+  g, k = res
+  return conv(ct, k, strides), conv_kernel_grad(ct, g, k.shape, strides)
+
+
+conv_input_grad.defvjp(_input_grad_fwd, _input_grad_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv_kernel_grad(x: jax.Array, g: jax.Array, k_shape: Shape,
+                     strides: tuple[int, int]) -> jax.Array:
+  """(∂ conv(x, k) / ∂k)ᵀ g: x (B, H, W, I), g (B, H/s, W/s, O) -> k_shape (kh, kw, I, O)."""
+  return _transpose_in_k(x, g, k_shape, strides)
+
+
+def _kernel_grad_fwd(x, g, k_shape, strides):
+  return conv_kernel_grad(x, g, k_shape, strides), (x, g)
+
+
+def _kernel_grad_bwd(k_shape, strides, res, ct):
+  x, g = res
+  return conv_input_grad(g, ct, x.shape, strides), conv(x, ct, strides)
+
+
+conv_kernel_grad.defvjp(_kernel_grad_fwd, _kernel_grad_bwd)
+
+
+def _on_cpu(fast: Callable[..., jax.Array], plain: Callable[..., jax.Array],
+            *args: jax.Array) -> jax.Array:
+  return jax.lax.platform_dependent(*args, cpu=fast, default=plain)
+
+
+def strided_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -> jax.Array:
+  """`nn.Conv(padding="SAME")`'s convolution; closed-form derivatives on CPU."""
+  return _on_cpu(lambda a, b: conv(a, b, strides),
+                 lambda a, b: _plain_conv(a, b, strides), x, kernel)
+
+
+def strided_conv_transpose(x: jax.Array, kernel: jax.Array,
+                           strides: tuple[int, int]) -> jax.Array:
+  """`nn.ConvTranspose(padding="SAME", transpose_kernel=False)`'s convolution.
+
+  Args:
+    x: (B, H, W, I).
+    kernel: (kh, kw, I, O), Flax's ConvTranspose layout.
+    strides: (sh, sw).
+
+  Returns:
+    (B, H·sh, W·sw, O).
+  """
+  out_shape = (x.shape[0], x.shape[1] * strides[0], x.shape[2] * strides[1], kernel.shape[3])
+
+  def fast(a, b):
+    # The transposed convolution is the input gradient of the strided convolution whose
+    # kernel is this one flipped in space with input and output channels swapped.
+    return conv_input_grad(a, jnp.flip(b, (0, 1)).swapaxes(2, 3), out_shape, strides)
+
+  def plain(a, b):
+    return jax.lax.conv_transpose(a, b, strides, "SAME", dimension_numbers=_DIMS)
+
+  return _on_cpu(fast, plain, x, kernel)
+
+
+class _Strided(nn.Module):
+  """Shared fields of the two layers: parameters `kernel` (kh, kw, I, O) and `bias` (O,), as in
+  `nn.Conv` and `nn.ConvTranspose`, so checkpoints and initial weights are the same."""
+  features: int
+  kernel_size: tuple[int, int] = (4, 4)
+  strides: tuple[int, int] = (2, 2)
+  use_bias: bool = True
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+  dtype: jnp.dtype | None = None
+  param_dtype: jnp.dtype = jnp.float32
+
+  def _apply(self, op, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", self.kernel_init,
+                        (*self.kernel_size, x.shape[-1], self.features), self.param_dtype)
+    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+            if self.use_bias else None)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = op(x, kernel, tuple(self.strides))
+    return y + bias if bias is not None else y
+
+
+class StridedConv(_Strided):
+  """`nn.Conv(features, kernel_size, strides, padding="SAME")` with CPU-fast derivatives."""
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Maps (B, H, W, I) to (B, H/s, W/s, features)."""
+    return self._apply(strided_conv, x)
+
+
+class StridedConvTranspose(_Strided):
+  """`nn.ConvTranspose(features, kernel_size, strides, padding="SAME")` with CPU-fast
+  derivatives (`kernel_size` must be at least the stride, as in every DCGAN layer)."""
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Maps (B, H, W, I) to (B, H·s, W·s, features)."""
+    return self._apply(strided_conv_transpose, x)
