@@ -72,14 +72,20 @@ flags.DEFINE_integer("devices", 1,
                      "Devices of the gan_jax mesh (0 = all). The peer uses one device, so "
                      "the default compares one device with one device.")
 flags.DEFINE_integer("seed", 0, "Initialisation seed.")
+flags.DEFINE_list("stabilisers", ["none"],
+                  "Stabiliser sets to time on top of each objective: none, or config.stabilisers "
+                  "values with '+' for ',' (e.g. lens, advas, lens+advas). The peer runs only "
+                  "for none.")
 flags.DEFINE_string("out", None, "Also write the JSON document to this file.")
 
 
 # ----------------------------------------------------------------------------- configs
 
 
-def make_config(objective: str, batch_size: int, width: int, image_size: int, channels: int):
-  """The objective's config with the benchmark's image shape, width and batch size."""
+def make_config(objective: str, batch_size: int, width: int, image_size: int, channels: int,
+                stabilisers: str = "none"):
+  """The objective's config with the benchmark's image shape, width, batch size and
+  stabilisers."""
   if objective not in CONFIGS:
     raise app.UsageError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
   cfg = importlib.import_module(CONFIGS[objective]).get_config()
@@ -90,6 +96,8 @@ def make_config(objective: str, batch_size: int, width: int, image_size: int, ch
   if cfg.get("stabilisers"):
     raise app.UsageError(f"{CONFIGS[objective]} turns on stabilisers {cfg.stabilisers!r}; the "
                          "benchmark times the plain objective")
+  if stabilisers != "none":
+    cfg.stabilisers = stabilisers.replace("+", ",")
   return cfg
 
 
@@ -280,34 +288,36 @@ def benchmark() -> dict[str, Any]:
   modes = {"none": [], "eager": ["eager"], "compile": ["compile"],
            "both": ["eager", "compile"]}[FLAGS.peer]
   rows, peer_meta = [], None
-  for objective in FLAGS.objectives:
-    for batch_size in (int(b) for b in FLAGS.batch_sizes):
-      cfg = make_config(objective, batch_size, FLAGS.width, FLAGS.image_size, FLAGS.channels)
-      logging.info("gan_jax %s B=%d", objective, batch_size)
-      row = {"objective": objective, "batch_size": batch_size,
-             "n_critic": cfg.train.n_critic,
-             "images_per_iter": cfg.train.n_critic * batch_size,
-             "load_average_before": load_average()}
-      row["jax"] = time_gan_jax(cfg, warmup=FLAGS.warmup, iters=FLAGS.iters,
-                                windows=FLAGS.windows, devices=FLAGS.devices, seed=FLAGS.seed)
-      logging.info("gan_jax %s B=%d: %.2f ms/iter", objective, batch_size,
-                   row["jax"]["ms_per_iter_median"])
-      if modes:
-        logging.info("peer %s B=%d %s", objective, batch_size, modes)
-        report = run_peer(objective, batch_size, peer_settings(objective, cfg), modes)
-        if "error" in report:
-          row["peer_error"] = report["error"]
-        else:
-          peer_meta = {k: v for k, v in report.items() if k != "rows"}
-          row["peer"] = {r["mode"]: {k: v for k, v in r.items()
-                                     if k not in ("objective", "batch_size", "mode")}
-                         for r in report["rows"]}
-          row["ratio_peer_over_jax"] = {mode: ratio(r, row["jax"])
-                                        for mode, r in row["peer"].items()}
-          best = [r for r in (ratio(r, row["jax"]) for r in row["peer"].values()) if r]
-          row["ratio_best_peer_over_jax"] = min(best) if best else None
-      row["load_average_after"] = load_average()
-      rows.append(row)
+  runs = [(o, int(b), st) for o in FLAGS.objectives for b in FLAGS.batch_sizes
+          for st in FLAGS.stabilisers]
+  for objective, batch_size, stabilisers in runs:
+    cfg = make_config(objective, batch_size, FLAGS.width, FLAGS.image_size, FLAGS.channels,
+                      stabilisers)
+    logging.info("gan_jax %s B=%d stabilisers=%s", objective, batch_size, stabilisers)
+    row = {"objective": objective, "batch_size": batch_size, "stabilisers": stabilisers,
+           "n_critic": cfg.train.n_critic,
+           "images_per_iter": cfg.train.n_critic * batch_size,
+           "load_average_before": load_average()}
+    row["jax"] = time_gan_jax(cfg, warmup=FLAGS.warmup, iters=FLAGS.iters,
+                              windows=FLAGS.windows, devices=FLAGS.devices, seed=FLAGS.seed)
+    logging.info("gan_jax %s B=%d: %.2f ms/iter", objective, batch_size,
+                 row["jax"]["ms_per_iter_median"])
+    if modes and stabilisers == "none":
+      logging.info("peer %s B=%d %s", objective, batch_size, modes)
+      report = run_peer(objective, batch_size, peer_settings(objective, cfg), modes)
+      if "error" in report:
+        row["peer_error"] = report["error"]
+      else:
+        peer_meta = {k: v for k, v in report.items() if k != "rows"}
+        row["peer"] = {r["mode"]: {k: v for k, v in r.items()
+                                   if k not in ("objective", "batch_size", "mode")}
+                       for r in report["rows"]}
+        row["ratio_peer_over_jax"] = {mode: ratio(r, row["jax"])
+                                      for mode, r in row["peer"].items()}
+        best = [r for r in (ratio(r, row["jax"]) for r in row["peer"].values()) if r]
+        row["ratio_best_peer_over_jax"] = min(best) if best else None
+    row["load_average_after"] = load_average()
+    rows.append(row)
   return {
       "benchmark": "gan_jax DCGAN training iteration",
       "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -316,6 +326,7 @@ def benchmark() -> dict[str, Any]:
       "settings": {"width": FLAGS.width, "image_size": FLAGS.image_size,
                    "channels": FLAGS.channels, "warmup": FLAGS.warmup, "iters": FLAGS.iters,
                    "windows": FLAGS.windows, "peer": FLAGS.peer, "devices": FLAGS.devices,
+                   "stabilisers": FLAGS.stabilisers,
                    "ratio_basis": "ms_per_iter_median (peer / jax; > 1 means gan_jax faster)",
                    "xla_flags": os.environ.get("XLA_FLAGS", ""),
                    "jax_default_matmul_precision": jax.config.jax_default_matmul_precision},

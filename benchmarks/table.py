@@ -54,8 +54,10 @@ def table(reports: list[dict], metric: str = WALL) -> str:
     for row in report["rows"]:
       jax_row, peer = row["jax"], row.get("peer", {})
       images_per_s = row["images_per_iter"] * 1e3 / jax_row[WALL]
+      stabilisers = row.get("stabilisers", "none")
+      name = row["objective"] + ("" if stabilisers == "none" else f" + {stabilisers}")
       lines.append(
-          f"| {row['objective']} | {row['batch_size']} | {row['n_critic']} | "
+          f"| {name} | {row['batch_size']} | {row['n_critic']} | "
           f"{_ms(jax_row, metric)} | {images_per_s:.1f} | {_ms(peer.get('eager'), metric)} | "
           f"{_ms(peer.get('compile'), metric)} | "
           f"{_ratio(peer.get('eager'), jax_row, metric)} | "

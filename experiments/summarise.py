@@ -15,10 +15,12 @@ import argparse
 import collections
 import os
 import re
+import sys
 
 import numpy as np
 
-from gan_jax import plots
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gan_jax import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _RUN = re.compile(r"^(?P<setting>.+)_s(?P<seed>\d+)$")
 
