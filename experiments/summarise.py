@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gan_jax import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _RUN = re.compile(r"^(?P<setting>.+)_s(?P<seed>\d+)$")
+_SETTING = re.compile(r"^(?P<objective>.+?)_(?P<variant>plain|lens|advas)_(?P<data>.+)$")
 
 
 def _fmt(values, digits=1):
@@ -34,24 +35,28 @@ def _fmt(values, digits=1):
   return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
-def collect(runs_dir: str) -> dict[str, dict[int, str]]:
-  """{setting: {seed: run folder}} of the runs that have a metrics.jsonl."""
+def collect(runs_dir: str, unfinished: list[str] | None = None) -> dict[str, dict[int, str]]:
+  """{setting: {seed: run folder}} of the finished runs (those with a DONE file, which
+  experiments/lens_advas.sh writes); the names of the others are appended to `unfinished`."""
   groups: dict[str, dict[int, str]] = collections.defaultdict(dict)
   for name in sorted(os.listdir(runs_dir)):
     path = os.path.join(runs_dir, name)
     match = _RUN.match(name)
     if match and os.path.isfile(os.path.join(path, "metrics.jsonl")):
-      groups[match["setting"]][int(match["seed"])] = path
+      if os.path.isfile(os.path.join(path, "DONE")):
+        groups[match["setting"]][int(match["seed"])] = path
+      elif unfinished is not None:
+        unfinished.append(name)
   return dict(groups)
 
 
 def table(groups, metric: str, trained_below: float, modes_metric: str = "eval/modes") -> str:
   """The Markdown table (see the module docstring)."""
   lines = [f"| setting | seeds | final {metric} | best {metric} | best at step | final per seed "
-           f"| trained (final < {trained_below:g}) | final modes | steps |",
-           "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+           f"| trained (final < {trained_below:g}) | final modes | steps | median it/s |",
+           "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
   for setting, seeds in sorted(groups.items()):
-    finals, bests, best_steps, modes, last_steps, per_seed = [], [], [], [], [], []
+    finals, bests, best_steps, modes, last_steps, per_seed, rates = [], [], [], [], [], [], []
     for seed, path in sorted(seeds.items()):
       series = plots.read_metrics(path)
       if metric not in series:
@@ -64,13 +69,16 @@ def table(groups, metric: str, trained_below: float, modes_metric: str = "eval/m
       per_seed.append(f"s{seed}: {values[-1]:.1f}")
       if modes_metric in series:
         modes.append(series[modes_metric][1][-1])
+      if "perf/steps_per_sec" in series:
+        rates.append(np.median(series["perf/steps_per_sec"][1]))
     if not finals:
       continue
     trained = sum(bool(v < trained_below) for v in finals)
     lines.append(f"| {setting} | {len(finals)} | {_fmt(finals)} | {_fmt(bests)} | "
                  f"{'/'.join(map(str, best_steps))} | {', '.join(per_seed)} | "
                  f"{trained}/{len(finals)} | {_fmt(modes, 0) if modes else '–'} | "
-                 f"{'/'.join(map(str, sorted(set(last_steps))))} |")
+                 f"{'/'.join(map(str, sorted(set(last_steps))))} | "
+                 f"{np.median(rates) if rates else float('nan'):.2f} |")
   return "\n".join(lines)
 
 
@@ -82,15 +90,18 @@ def main(argv=None) -> None:
                       help="a run 'trained at all' if its final metric is below this")
   parser.add_argument("--out", default="", help="folder for the curves (none if empty)")
   args = parser.parse_args(argv)
-  groups = collect(args.runs_dir)
+  unfinished = []
+  groups = collect(args.runs_dir, unfinished)
   print(table(groups, args.metric, args.trained_below))
+  if unfinished:
+    print(f"\nNot finished (left out): {', '.join(unfinished)}")
   if args.out:
     by_data = collections.defaultdict(dict)
     for setting, seeds in groups.items():
       # Settings are <objective>_<variant>_<dataset>; one figure per objective and dataset.
-      objective, _, rest = setting.partition("_")
-      _, _, data = rest.partition("_")
-      by_data[f"{objective}_{data}"][setting] = list(seeds.values())
+      match = _SETTING.match(setting)
+      key = f"{match['objective']}_{match['data']}" if match else setting
+      by_data[key][setting] = list(seeds.values())
     for name, settings in sorted(by_data.items()):
       for metric in (args.metric, "eval/modes"):
         paths = [p for s in settings.values() for p in s]

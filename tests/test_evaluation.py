@@ -322,3 +322,14 @@ def test_plots_errors(tmp_path):
     plots.plot({"a": [str(tmp_path / "a")]}, ["eval/kid"], str(tmp_path / "out"))
   with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
     plots.read_metrics(str(tmp_path / "missing"))
+
+
+def test_plot_panels_put_metrics_side_by_side(tmp_path):
+  _write_run(tmp_path / "a", [1.0, 2.0, 3.0])
+  out = tmp_path / "panels.png"
+  plots.main([str(tmp_path / "a"), "--metrics=eval/fid,d/loss", "--panels", f"--out={out}"])
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  width, height = Image.open(out).size
+  assert width > 1.8 * height  # two panels in one row
+  with pytest.raises(SystemExit):  # --panels needs one .png
+    plots.main([str(tmp_path / "a"), "--metrics=eval/fid", "--panels", f"--out={tmp_path}"])
