@@ -50,16 +50,10 @@ def _plain_conv(x: jax.Array, k: jax.Array, strides: Sequence[int]) -> jax.Array
   return jax.lax.conv_general_dilated(x, k, tuple(strides), padding, dimension_numbers=_DIMS)
 
 
-def _transpose_in_x(g: jax.Array, k: jax.Array, x_shape: Shape, strides) -> jax.Array:
-  fn = jax.linear_transpose(lambda x: _plain_conv(x, k, strides),
-                            jax.ShapeDtypeStruct(x_shape, g.dtype))
-  return fn(g)[0]
-
-
-def _transpose_in_k(x: jax.Array, g: jax.Array, k_shape: Shape, strides) -> jax.Array:
-  fn = jax.linear_transpose(lambda k: _plain_conv(x, k, strides),
-                            jax.ShapeDtypeStruct(k_shape, g.dtype))
-  return fn(g)[0]
+def _transpose(linear_fn: Callable[[jax.Array], jax.Array], shape: Shape,
+               ct: jax.Array) -> jax.Array:
+  """The transpose of the linear map `linear_fn` (from arrays of `shape`) applied to `ct`."""
+  return jax.linear_transpose(linear_fn, jax.ShapeDtypeStruct(shape, ct.dtype))(ct)[0]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -85,7 +79,7 @@ conv.defvjp(_conv_fwd, _conv_bwd)
 def conv_input_grad(g: jax.Array, k: jax.Array, x_shape: Shape,
                     strides: tuple[int, int]) -> jax.Array:
   """(∂ conv(x, k) / ∂x)ᵀ g: (B, H/s, W/s, O) -> x_shape (B, H, W, I)."""
-  return _transpose_in_x(g, k, x_shape, strides)
+  return _transpose(lambda x: _plain_conv(x, k, strides), x_shape, g)
 
 
 def _input_grad_fwd(g, k, x_shape, strides):
@@ -104,7 +98,7 @@ conv_input_grad.defvjp(_input_grad_fwd, _input_grad_bwd)
 def conv_kernel_grad(x: jax.Array, g: jax.Array, k_shape: Shape,
                      strides: tuple[int, int]) -> jax.Array:
   """(∂ conv(x, k) / ∂k)ᵀ g: x (B, H, W, I), g (B, H/s, W/s, O) -> k_shape (kh, kw, I, O)."""
-  return _transpose_in_k(x, g, k_shape, strides)
+  return _transpose(lambda k: _plain_conv(x, k, strides), k_shape, g)
 
 
 def _kernel_grad_fwd(x, g, k_shape, strides):
