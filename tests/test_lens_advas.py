@@ -21,22 +21,10 @@ from gan_jax.game import BALANCE, Network
 from gan_jax.registry import ConfigError
 from gan_jax.stabilisers.lens import lens_lambda, reconstruction_loss
 from gan_jax.train_state import create_train_state
-from tests.utils import random_batch, smoke_config
+from tests.utils import iterate, random_batch, smoke_config, smoke_spec
 
 OBJECTIVE_CONFIGS = {"minimax": "dcgan_minimax", "non_saturating": "dcgan", "lsgan": "lsgan",
                      "wgan": "wgan", "wgan_gp": "wgan_gp"}
-
-
-def _spec(name, devices=1, **overrides):
-  config = smoke_config(name, **overrides)
-  return spec_lib.build_spec(config, mesh=parallel.make_mesh(devices)), config
-
-
-def _iterate(spec, state, n):
-  step = jax.jit(functools.partial(step_lib.train_iteration, spec=spec))
-  for i in range(n):
-    state, metrics = step(state, random_batch(spec, i))
-  return state, metrics
 
 
 @pytest.mark.parametrize("t,expected", [(0, 1.0), (5000, 1 - math.sqrt(2) / 2), (10000, 0.0),
@@ -68,15 +56,15 @@ def test_lens_and_advas_compose_with_every_objective(objective):
   for stabilisers, phases, g_terms in [("lens", ("d", "g", "lens"), ("adv",)),
                                        ("advas", ("d", "g"), ("adv", "advas")),
                                        ("lens,advas", ("d", "g", "lens"), ("adv", "advas"))]:
-    spec, _ = _spec(OBJECTIVE_CONFIGS[objective], stabilisers=stabilisers)
+    spec, _ = smoke_spec(OBJECTIVE_CONFIGS[objective], stabilisers=stabilisers)
     assert tuple(p.name for p in spec.phases) == phases
     assert tuple(t.name for t in spec.phases[1].terms) == g_terms
     assert spec.game.real_view == ("lens" if "lens" in stabilisers else None)
 
 
 def test_with_and_without_lens_start_from_identical_weights():
-  plain, _ = _spec("wgan_gp")
-  lensed, _ = _spec("wgan_gp", stabilisers="lens")
+  plain, _ = smoke_spec("wgan_gp")
+  lensed, _ = smoke_spec("wgan_gp", stabilisers="lens")
   a, b = train.init_state(plain, 0), train.init_state(lensed, 0)
   chex.assert_trees_all_equal(a.params["generator"], b.params["generator"])
   chex.assert_trees_all_equal(a.params["discriminator"], b.params["discriminator"])
@@ -86,23 +74,23 @@ def test_with_and_without_lens_start_from_identical_weights():
 @pytest.mark.parametrize("name", ["dcgan", "wgan_gp"])
 def test_zero_lambda_identity_lens_equals_plain_gan(name):
   """λ = 0 and L = identity: G and D follow exactly the plain GAN's trajectory."""
-  plain, _ = _spec(name)
-  lensed, config = _spec(name, stabilisers="lens")
+  plain, _ = smoke_spec(name)
+  lensed, config = smoke_spec(name, stabilisers="lens")
   config.lens.schedule = "constant"
   config.lens.lambda_value = 0.0
   config.lens.zero_init_output = True
   lensed = spec_lib.build_spec(config, mesh=parallel.make_mesh(1))
-  a, _ = _iterate(plain, train.init_state(plain, 0), 2)
-  b, metrics = _iterate(lensed, train.init_state(lensed, 0), 2)
+  a, _ = iterate(plain, train.init_state(plain, 0), 2)
+  b, metrics = iterate(lensed, train.init_state(lensed, 0), 2)
   for net in ("generator", "discriminator"):
     chex.assert_trees_all_close(b.params[net], a.params[net], rtol=1e-6, atol=1e-7)
   assert float(metrics["lens/recon"]) == 0.0 and float(metrics["lens/lambda"]) == 0.0
 
 
 def test_lens_phase_updates_the_lens_and_logs():
-  spec, _ = _spec("dcgan", stabilisers="lens")
+  spec, _ = smoke_spec("dcgan", stabilisers="lens")
   state = train.init_state(spec, 0)
-  new, metrics = _iterate(spec, state, 1)
+  new, metrics = iterate(spec, state, 1)
   assert {"lens/adv", "lens/recon", "lens/lambda", "lens/adv/d_lensed", "lens/adv/d_data",
           "lens/loss"} <= set(metrics)
   chex.assert_trees_all_close(metrics["lens/lambda"], 1.0)
@@ -116,7 +104,7 @@ def test_lens_phase_updates_the_lens_and_logs():
 
 
 def test_combined_step_compiles_once():
-  spec, _ = _spec("wgan_gp", stabilisers="lens,advas")
+  spec, _ = smoke_spec("wgan_gp", stabilisers="lens,advas")
   chex.clear_trace_counter()
   traced = chex.assert_max_traces(step_lib.train_iteration, n=1)
   step = jax.jit(functools.partial(traced, spec=spec), donate_argnums=(0,))
@@ -159,7 +147,7 @@ class _TinyD(nn.Module):
 
 
 def _tiny_advas_setup(objective_config):
-  spec, _ = _spec(objective_config, stabilisers="advas")
+  spec, _ = smoke_spec(objective_config, stabilisers="advas")
   networks = {
       "generator": dataclasses.replace(spec.networks["generator"], module=_TinyG(),
                                        example_input=jax.ShapeDtypeStruct((1, 2), jnp.float64)),
@@ -222,10 +210,10 @@ def test_advas_penalty_and_gradient_against_finite_differences(objective_config)
 
 def test_advas_does_not_touch_d_batch_statistics():
   """The penalty pass uses D's batch statistics but does not write running averages."""
-  plain, _ = _spec("dcgan")
-  advas, _ = _spec("dcgan", stabilisers="advas")
-  a, _ = _iterate(plain, train.init_state(plain, 0), 1)
-  b, metrics = _iterate(advas, train.init_state(advas, 0), 1)
+  plain, _ = smoke_spec("dcgan")
+  advas, _ = smoke_spec("dcgan", stabilisers="advas")
+  a, _ = iterate(plain, train.init_state(plain, 0), 1)
+  b, metrics = iterate(advas, train.init_state(advas, 0), 1)
   chex.assert_trees_all_close(b.model_state["discriminator"], a.model_state["discriminator"],
                               rtol=1e-6)
   chex.assert_trees_all_close(b.params["discriminator"], a.params["discriminator"], rtol=1e-6)
@@ -233,17 +221,17 @@ def test_advas_does_not_touch_d_batch_statistics():
 
 
 def test_fixed_advas_weight():
-  spec, _ = _spec("dcgan", stabilisers="advas", advas__adaptive=False, advas__weight=0.25)
+  spec, _ = smoke_spec("dcgan", stabilisers="advas", advas__adaptive=False, advas__weight=0.25)
   assert spec.phases[1].terms[-1].weight == 0.25
-  _, metrics = _iterate(spec, train.init_state(spec, 0), 1)
+  _, metrics = iterate(spec, train.init_state(spec, 0), 1)
   chex.assert_trees_all_close(metrics["g/loss"], metrics["g/adv"] + 0.25 * metrics["g/advas"],
                               rtol=1e-5)
 
 
 def test_bad_stabiliser_config():
   with pytest.raises(ConfigError, match=r"unknown stabiliser 'lense'.*advas, lens"):
-    _spec("dcgan", stabilisers="lense")
+    smoke_spec("dcgan", stabilisers="lense")
   with pytest.raises(ConfigError, match=r"lens.schedule; valid: 'sine', 'constant'"):
-    _spec("dcgan", stabilisers="lens", lens__schedule="cosine")
+    smoke_spec("dcgan", stabilisers="lens", lens__schedule="cosine")
   with pytest.raises(ConfigError, match=r"advas.adversary_terms"):
-    _spec("dcgan", stabilisers="advas", advas__adversary_terms="some")
+    smoke_spec("dcgan", stabilisers="advas", advas__adversary_terms="some")

@@ -17,15 +17,7 @@ from gan_jax import step as step_lib
 from gan_jax import train
 from gan_jax.registry import ConfigError
 from gan_jax.train_state import create_train_state, named_key
-from tests.utils import random_batch, smoke_spec
-
-
-def _run(spec, state, n, seed=0):
-  step = train.compile_train_iteration(spec)
-  metrics = None
-  for i in range(n):
-    state, metrics = step(state, random_batch(spec, seed + i))
-  return state, metrics
+from tests.utils import iterate, random_batch, smoke_spec
 
 
 def test_matches_hand_written_non_saturating_iteration():
@@ -116,7 +108,7 @@ def test_data_parallel_equals_single_device(name):
   results = []
   for devices in (1, 4):
     spec, _ = smoke_spec(name, devices=devices)
-    state, metrics = _run(spec, train.init_state(spec, 0), 3)
+    state, metrics = iterate(spec, train.init_state(spec, 0), 3, donate=True)
     if devices == 4:
       sharding = state.params["generator"]["project"]["kernel"].sharding
       assert len(sharding.device_set) == 4
@@ -130,14 +122,14 @@ def test_data_parallel_equals_single_device(name):
 def test_n_critic_updates():
   spec, _ = smoke_spec("wgan_gp")
   assert spec.batches_per_iteration == 5
-  state, _ = _run(spec, train.init_state(spec, 0), 2)
+  state, _ = iterate(spec, train.init_state(spec, 0), 2, donate=True)
   assert int(state.opt_state["discriminator"][0].count) == 10  # Adam's step count
   assert int(state.opt_state["generator"][0].count) == 2
 
 
 def test_weight_clipping():
   spec, _ = smoke_spec("wgan")
-  state, metrics = _run(spec, train.init_state(spec, 0), 2)
+  state, metrics = iterate(spec, train.init_state(spec, 0), 2, donate=True)
   leaves = jax.tree.leaves(state.params["discriminator"])
   assert max(float(jnp.max(jnp.abs(p))) for p in leaves) <= 0.01 + 1e-7
   assert "d/adv/wasserstein" in metrics

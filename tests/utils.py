@@ -1,11 +1,15 @@
 """Shared helpers for the tests."""
 
+import functools
 import importlib
 
+import jax
 import numpy as np
 
 from gan_jax import parallel
 from gan_jax import spec as spec_lib
+from gan_jax import step as step_lib
+from gan_jax import train
 
 
 def smoke_config(name: str, arg: str = "smoke", **overrides):
@@ -31,3 +35,16 @@ def random_batch(spec, seed: int = 0):
   rng = np.random.default_rng(seed)
   shape = (spec.batches_per_iteration, spec.batch_size) + spec.image_shape
   return {"image": rng.integers(0, 256, shape, dtype=np.uint8)}
+
+
+def iterate(spec, state, n: int, seed: int = 0, donate: bool = False):
+  """`n` training iterations of `spec` on random batches; returns (state, last metrics).
+
+  With `donate` the project's compiled iteration runs (it consumes `state`); without, a plain
+  jit of the same iteration leaves `state` usable for comparisons."""
+  step = (train.compile_train_iteration(spec) if donate
+          else jax.jit(functools.partial(step_lib.train_iteration, spec=spec)))
+  metrics = None
+  for i in range(n):
+    state, metrics = step(state, random_batch(spec, seed + i))
+  return state, metrics

