@@ -9,6 +9,7 @@
 # checkpoint. Summarise with experiments/began_summary.py RUNS_DIR.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source experiments/grid.sh
 RUNS=${1:?usage: $0 RUNS_DIR [SEEDS] [STEPS] [JOBS]}
 SEEDS=${2:-0}
 STEPS=${3:-5000}
@@ -18,35 +19,21 @@ PY=${PYTHON:-python}
 SMALL=(--config.model.width=16 --config.model.hidden_dim=32 --config.model.z_dim=32
        --config.train.log_every=50 --config.train.sample_every=500
        --config.train.checkpoint_every=500 --config.eval.every=250 --config.eval.num_samples=4096
-       --config.eval.best_metric=)
-mkdir -p "$RUNS"
-
-job() {  # name dataset seed extra-flags...
-  local name=$1 data=$2 seed=$3 dir="$RUNS/$1"
-  shift 3
-  [ -f "$dir/DONE" ] && return 0
-  local metrics=classifier_fid
-  [[ $data == stacked_* ]] && metrics=classifier_fid,modes
-  $PY main.py --config="configs/began.py:$data" --workdir="$dir" "${SMALL[@]}" \
-      --config.seed="$seed" --config.train.steps="$STEPS" --config.eval.metrics="$metrics" \
-      "$@" > "$RUNS/$name.log" 2>&1 && touch "$dir/DONE"
-}
+       --config.eval.best_metric= --config.train.steps="$STEPS")
 
 list() {
   for seed in $SEEDS; do
     for data in fashion_mnist stacked_fashion_mnist; do
       for gamma in 0.5 0.3 0.7; do
-        echo "g${gamma/./}_${data}_s${seed} $data $seed --config.objective.gamma=$gamma"
+        echo "g${gamma/./}_${data}_s${seed} began.py $data $seed" \
+             "--config.objective.gamma=$gamma"
       done
     done
-    echo "small_h_fashion_mnist_s${seed} fashion_mnist $seed --config.model.hidden_dim=4"
-    echo "small_z_fashion_mnist_s${seed} fashion_mnist $seed --config.model.z_dim=4"
+    echo "small_h_fashion_mnist_s${seed} began.py fashion_mnist $seed" \
+         "--config.model.hidden_dim=4"
+    echo "small_z_fashion_mnist_s${seed} began.py fashion_mnist $seed" \
+         "--config.model.z_dim=4"
   done
 }
 
-list | while read -r name data seed flags; do
-  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 5; done
-  # shellcheck disable=SC2086
-  job "$name" "$data" "$seed" $flags &
-done
-wait
+list | grid_run

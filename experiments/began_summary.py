@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import stats
@@ -29,6 +30,14 @@ from gan_jax import plots  # pylint: disable=g-import-not-at-top,wrong-import-po
 
 FID = "eval/classifier_fid"
 M_GLOBAL = "began/m_global"
+
+
+class Run(NamedTuple):
+  setting: str
+  path: str
+  config: dict[str, Any]
+  data: str  # dataset, "stacked_" prefixed for the stacked variant
+  series: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 def pairs(series, metric: str = FID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -67,17 +76,20 @@ def main(argv=None) -> None:
   args = parser.parse_args(argv)
   unfinished: list[str] = []
   groups = summarise.collect(args.runs_dir, unfinished)
-  runs = {f"{setting}_s{seed}": path for setting, seeds in sorted(groups.items())
-          for seed, path in sorted(seeds.items())}
+  # Each run's metrics and config are read once, for the table and the figures.
+  runs = {}
+  for setting, seeds in sorted(groups.items()):
+    for seed, path in sorted(seeds.items()):
+      with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+      data = ("stacked_" if config["data"]["stacked"] else "") + config["data"]["name"]
+      runs[f"{setting}_s{seed}"] = Run(setting, path, config, data, plots.read_metrics(path))
   print("| run | γ | N_h / N_z | steps | final FID | best FID | final modes | k_t (last 500) "
         "| L(G(z))/L(x) (last 500) | final M_global | lr factor | M_global vs FID |")
   print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
   pooled: dict[str, list[np.ndarray]] = {}
-  for name, path in runs.items():
-    series = plots.read_metrics(path)
-    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
-      config = json.load(f)
-    data = ("stacked_" if config["data"]["stacked"] else "") + config["data"]["name"]
+  for name, run in runs.items():
+    config, data, series = run.config, run.data, run.series
     _, m, fid = pairs(series)
     pooled.setdefault(data, []).append(np.stack([m, fid]))
     modes = series.get("eval/modes")
@@ -97,17 +109,15 @@ def main(argv=None) -> None:
     return
   os.makedirs(args.out, exist_ok=True)
   by_data: dict[str, dict[str, list[str]]] = {}
-  for name, path in runs.items():
-    setting = name.rsplit("_s", 1)[0]
-    data = "stacked_fashion_mnist" if "stacked" in setting else "fashion_mnist"
-    by_data.setdefault(data, {}).setdefault(setting, []).append(path)
+  for run in runs.values():
+    by_data.setdefault(run.data, {}).setdefault(run.setting, []).append(run.path)
   for data, settings in by_data.items():
     print(plots.plot_panels(settings, [M_GLOBAL, FID], os.path.join(args.out, f"{data}.png"),
                             log_y=True))
   plt = plots.pyplot()
   fig, ax = plt.subplots(figsize=(5.5, 4), dpi=110)
-  for name, path in runs.items():
-    _, m, fid = pairs(plots.read_metrics(path))
+  for name, run in runs.items():
+    _, m, fid = pairs(run.series)
     ax.plot(m, fid, "o-", ms=3, label=name)
   ax.set_xlabel("M_global (mean since the previous evaluation)")
   ax.set_ylabel(FID)
@@ -116,10 +126,11 @@ def main(argv=None) -> None:
   fig.tight_layout()
   fig.savefig(os.path.join(args.out, "m_global_vs_fid.png"))
   plt.close(fig)
-  for name, path in runs.items():
-    grids = sorted(os.listdir(os.path.join(path, "samples")))
+  for name, run in runs.items():
+    grids = sorted(os.listdir(os.path.join(run.path, "samples")))
     if grids:
-      shutil.copy(os.path.join(path, "samples", grids[-1]), os.path.join(args.out, f"{name}.png"))
+      shutil.copy(os.path.join(run.path, "samples", grids[-1]),
+                  os.path.join(args.out, f"{name}.png"))
 
 
 if __name__ == "__main__":

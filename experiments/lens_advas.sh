@@ -10,6 +10,7 @@
 # checkpoint. JOBS runs go at once (default 1). Summarise with experiments/summarise.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source experiments/grid.sh
 RUNS=${1:?usage: $0 RUNS_DIR [DATASETS] [SEEDS] [JOBS]}
 DATASETS=${2:-fashion_mnist stacked_fashion_mnist}
 SEEDS=${3:-0 1 2}
@@ -23,18 +24,6 @@ SMALL=(--config.model.width=16 --config.lens.width=8 --config.lens.blocks=4
        --config.train.log_every=50 --config.train.sample_every=500
        --config.train.checkpoint_every=500 --config.eval.every=250 --config.eval.num_samples=4096
        --config.eval.best_metric=)
-mkdir -p "$RUNS"
-
-job() {  # name config dataset seed steps stabilisers
-  local name=$1 config=$2 data=$3 seed=$4 steps=$5 stab=$6 dir="$RUNS/$1"
-  [ -f "$dir/DONE" ] && return 0
-  local metrics=classifier_fid
-  [[ $data == stacked_* ]] && metrics=classifier_fid,modes
-  $PY main.py --config="configs/$config:$data" --workdir="$dir" "${SMALL[@]}" \
-      --config.seed="$seed" --config.train.steps="$steps" --config.lens.K=$((steps / 2)) \
-      --config.stabilisers="$stab" --config.eval.metrics="$metrics" \
-      > "$RUNS/$name.log" 2>&1 && touch "$dir/DONE"
-}
 
 list() {
   for data in $DATASETS; do
@@ -43,21 +32,21 @@ list() {
         o=${obj%%:*}; steps=${obj##*:}
         for lens in plain lens; do
           stab=""; [ $lens = lens ] && stab=lens
-          echo "${o}_${lens}_${data}_s${seed} ${o}_lens.py $data $seed $steps $stab"
+          echo "${o}_${lens}_${data}_s${seed} ${o}_lens.py $data $seed" \
+               "--config.train.steps=$steps --config.lens.K=$((steps / 2))" \
+               "--config.stabilisers=$stab"
         done
       done
       if [ "$data" = fashion_mnist ]; then
         for obj in dcgan:3000 wgan_gp:1000; do
           o=${obj%%:*}; steps=${obj##*:}
-          echo "${o}_advas_${data}_s${seed} ${o}_lens.py $data $seed $steps advas"
+          echo "${o}_advas_${data}_s${seed} ${o}_lens.py $data $seed" \
+               "--config.train.steps=$steps --config.lens.K=$((steps / 2))" \
+               "--config.stabilisers=advas"
         done
       fi
     done
   done
 }
 
-list | while read -r name config data seed steps stab; do
-  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 5; done
-  job "$name" "$config" "$data" "$seed" "$steps" "$stab" &
-done
-wait
+list | grid_run
