@@ -108,9 +108,9 @@ def main(argv=None) -> None:
   if not args.out:
     return
   os.makedirs(args.out, exist_ok=True)
-  by_data: dict[str, dict[str, list[str]]] = {}
+  by_data: dict[str, dict[str, list[plots.Series]]] = {}
   for run in runs.values():
-    by_data.setdefault(run.data, {}).setdefault(run.setting, []).append(run.path)
+    by_data.setdefault(run.data, {}).setdefault(run.setting, []).append(run.series)
   for data, settings in by_data.items():
     print(plots.plot_panels(settings, [M_GLOBAL, FID], os.path.join(args.out, f"{data}.png"),
                             log_y=True))

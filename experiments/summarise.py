@@ -116,7 +116,8 @@ def main(argv=None) -> None:
         if not any(metric in _read_metrics(p) for p in paths):
           continue
         out = os.path.join(args.out, f"{name}_{metric.split('/')[-1]}.png")
-        plots.plot(settings, [metric], out)
+        plots.plot({s: [_read_metrics(p) for p in runs] for s, runs in settings.items()},
+                   [metric], out)
         print(out)
 
 

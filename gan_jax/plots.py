@@ -26,6 +26,10 @@ import numpy as np
 _SEED_SUFFIX = re.compile(r"[_\-.]?(s|seed)[_=\-]?\d+$")
 
 
+# {metric: (steps, values)}, one run's logged metrics.
+Series = Mapping[str, tuple[np.ndarray, np.ndarray]]
+
+
 def read_metrics(workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   """{metric: (steps, values)} of a run's metrics.jsonl, sorted by step; for a step logged
   more than once (a resumed run) the last value wins. Non-numeric fields are skipped."""
@@ -129,11 +133,20 @@ def _draw(ax, data, metric: str, band: str, log_y: bool) -> None:
   ax.legend(fontsize=8)
 
 
-def plot_panels(groups: Mapping[str, Sequence[str]], metrics: Sequence[str], out: str,
+def _series(groups: Mapping[str, Sequence[str | Series]]) -> dict[str, list[Series]]:
+  """{label: [series]}: run folders are read, series already read by the caller pass through."""
+  return {label: [read_metrics(r) if isinstance(r, str) else r for r in runs]
+          for label, runs in groups.items()}
+
+
+def plot_panels(groups: Mapping[str, Sequence[str | Series]], metrics: Sequence[str], out: str,
                 band: str = "minmax", log_y: bool = False) -> str:
-  """Writes the metrics side by side into the one PNG `out`; returns its path."""
+  """Writes the metrics side by side into the one PNG `out`; returns its path.
+
+  `groups` maps a label to its runs: run folders, or `read_metrics` results.
+  """
   plt = pyplot()
-  data = {label: [read_metrics(p) for p in paths] for label, paths in groups.items()}
+  data = _series(groups)
   fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), dpi=110,
                            squeeze=False)
   for ax, metric in zip(axes[0], metrics):
@@ -145,12 +158,12 @@ def plot_panels(groups: Mapping[str, Sequence[str]], metrics: Sequence[str], out
   return out
 
 
-def plot(groups: Mapping[str, Sequence[str]], metrics: Sequence[str] | None, out: str,
+def plot(groups: Mapping[str, Sequence[str | Series]], metrics: Sequence[str] | None, out: str,
          band: str = "minmax", log_y: bool = False) -> list[str]:
   """Writes one PNG per metric into the folder `out` (or one file, if `out` ends in .png
-  and there is one metric); returns the written paths."""
+  and there is one metric); returns the written paths. `groups` as for `plot_panels`."""
   plt = pyplot()
-  data = {label: [read_metrics(p) for p in paths] for label, paths in groups.items()}
+  data = _series(groups)
   available = sorted({m for runs in data.values() for r in runs for m in r})
   if metrics:
     missing = [m for m in metrics if m not in available]

@@ -320,6 +320,11 @@ def test_plots_errors(tmp_path):
   _write_run(tmp_path / "a", [1.0, 2.0, 3.0])
   with pytest.raises(ValueError, match="available: d/loss, eval/fid"):
     plots.plot({"a": [str(tmp_path / "a")]}, ["eval/kid"], str(tmp_path / "out"))
+  series = plots.read_metrics(str(tmp_path / "a"))  # series a caller has read pass through
+  with pytest.raises(ValueError, match="available: d/loss, eval/fid"):
+    plots.plot({"a": [series]}, ["eval/kid"], str(tmp_path / "out"))
+  assert plots.plot({"a": [series]}, ["eval/fid"], str(tmp_path / "fid.png")) == [
+      str(tmp_path / "fid.png")]
   with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
     plots.read_metrics(str(tmp_path / "missing"))
 
