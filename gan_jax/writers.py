@@ -33,11 +33,15 @@ class MetricWriter:
 
 
 class JsonlWriter(MetricWriter):
-  """Appends one JSON object per write to `path`: {"step": t, "<metric>": value, ...}."""
+  """Appends one JSON object per write to `path`: {"step": t, "<metric>": value, ...}.
+
+  Line-buffered, so every written line is on disk at once: a killed run keeps all the metrics
+  it logged, and its resumed run appends to them.
+  """
 
   def __init__(self, path: str):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    self._file = open(path, "a", encoding="utf-8")
+    self._file = open(path, "a", encoding="utf-8", buffering=1)
 
   def write_scalars(self, step, scalars):
     record = {"step": int(step)}

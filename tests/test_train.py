@@ -65,11 +65,13 @@ def test_partial_checkpoint_is_ignored(tmp_path):
 
 
 def test_killed_run_resumes_from_last_complete_checkpoint(tmp_path):
-  """SIGKILL a training process while it saves a checkpoint every step, then resume."""
+  """SIGKILL a training process while it saves a checkpoint every step, then resume; the
+  metrics it logged up to its last checkpoint are on disk."""
   workdir = tmp_path / "run"
   cmd = [sys.executable, os.path.join(ROOT, "main.py"), "--config=configs/dcgan.py:smoke",
          f"--workdir={workdir}", "--config.train.steps=400", "--config.train.checkpoint_every=1",
-         "--config.train.keep_checkpoints=2", "--config.train.sample_every=1000"]
+         "--config.train.keep_checkpoints=2", "--config.train.sample_every=1000",
+         "--config.train.log_every=1"]
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
   proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
@@ -87,6 +89,9 @@ def test_killed_run_resumes_from_last_complete_checkpoint(tmp_path):
     proc.wait()
   steps = [int(p) for p in os.listdir(workdir / "checkpoints") if p.isdigit()]
   assert steps, "no checkpoint was completed before the kill"
+  with open(workdir / "metrics.jsonl", encoding="utf-8") as f:
+    logged = {json.loads(line)["step"] for line in f if line.endswith("\n")}
+  assert logged >= set(range(1, max(steps) + 1))
   config = smoke_config("dcgan", train__steps=max(steps) + 2, train__checkpoint_every=1,
                         train__keep_checkpoints=2)
   state = train.train_and_evaluate(config, str(workdir))
