@@ -37,7 +37,7 @@ class Run(NamedTuple):
   path: str
   config: dict[str, Any]
   data: str  # dataset, "stacked_" prefixed for the stacked variant
-  series: dict[str, tuple[np.ndarray, np.ndarray]]
+  series: plots.Series
 
 
 def pairs(series, metric: str = FID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,9 +88,11 @@ def main(argv=None) -> None:
         "| L(G(z))/L(x) (last 500) | final M_global | lr factor | M_global vs FID |")
   print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
   pooled: dict[str, list[np.ndarray]] = {}
+  points = {}  # run name -> (M_global, FID) at its evaluations, for the table and the scatter
   for name, run in runs.items():
     config, data, series = run.config, run.data, run.series
-    _, m, fid = pairs(series)
+    points[name] = pairs(series)
+    _, m, fid = points[name]
     pooled.setdefault(data, []).append(np.stack([m, fid]))
     modes = series.get("eval/modes")
     print(f"| {name} | {config['objective']['gamma']} | {config['model']['hidden_dim']} / "
@@ -116,8 +118,7 @@ def main(argv=None) -> None:
                             log_y=True))
   plt = plots.pyplot()
   fig, ax = plt.subplots(figsize=(5.5, 4), dpi=110)
-  for name, run in runs.items():
-    _, m, fid = pairs(run.series)
+  for name, (_, m, fid) in points.items():
     ax.plot(m, fid, "o-", ms=3, label=name)
   ax.set_xlabel("M_global (mean since the previous evaluation)")
   ax.set_ylabel(FID)

@@ -58,7 +58,8 @@ def table(groups, metric: str, trained_below: float, trained_below_stacked: floa
           modes_metric: str = "eval/modes") -> str:
   """The Markdown table (see the module docstring)."""
   lines = [f"| setting | seeds | final {metric} | best {metric} | best at step | final per seed "
-           f"| trained (final < {trained_below:g}; stacked < {trained_below_stacked:g}) | final modes | steps | median it/s |",
+           f"| trained (final < {trained_below:g}; stacked < {trained_below_stacked:g}) "
+           "| final modes | steps | median it/s |",
            "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
   for setting, seeds in sorted(groups.items()):
     finals, bests, best_steps, modes, last_steps, per_seed, rates = [], [], [], [], [], [], []
