@@ -5,10 +5,14 @@ from setuptools import find_packages, setup
 setup(
     name="gan_jax",
     version="0.1.0",
-    description="JAX/Flax GAN trainer: DCGAN, LSGAN, WGAN(-GP), Tempered GAN lens, AdvAs, "
-                "BEGAN, Improved Techniques, CycleGAN",
+    description="JAX/Flax GAN library and trainer: DCGAN, LSGAN, WGAN, WGAN-GP, the Tempered "
+                "GAN lens, AdvAs, BEGAN; FID, KID, IS, precision/recall",
     packages=find_packages(include=["gan_jax", "gan_jax.*"]),
     python_requires=">=3.10",
+    entry_points={"console_scripts": [
+        "gan-jax-train=gan_jax.cli.train:run",
+        "gan-jax-evaluate=gan_jax.cli.evaluate:run",
+    ]},
     install_requires=[
         "jax>=0.7",
         "flax>=0.10",

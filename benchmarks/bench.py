@@ -42,7 +42,7 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from gan_jax import parallel
+from gan_jax.core import parallel
 from gan_jax import spec as spec_lib
 from gan_jax import train as train_lib
 from gan_jax import train_state as train_state_lib

@@ -26,7 +26,7 @@ from scipy import stats
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments import summarise  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gan_jax import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax.evaluation import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FID = "eval/classifier_fid"
 M_GLOBAL = "began/m_global"

@@ -7,7 +7,7 @@ value of the metric (mean ± std over seeds, and each seed's value), the step of
 how many runs trained at all (final value below --trained_below, or --trained_below_stacked for
 settings on stacked data, whose metric has another scale), and for stacked data the
 modes covered at the end; writes one PNG per dataset and metric with every setting's mean curve
-and min-max band over seeds (`gan_jax.plots`).
+and min-max band over seeds (`gan_jax.evaluation.plots`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gan_jax import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax.evaluation import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # Each run's metrics.jsonl is parsed once, for the table and the choice of figures.
 _read_metrics = functools.cache(plots.read_metrics)

@@ -1,9 +1,12 @@
-"""Assembling a RunSpec: the base game from the config, then stabilisers by name.
+"""Assembling a RunSpec: the game's family from the config, then stabilisers by name.
 
-A stabiliser is a function `(builder, cfg, step) -> None` registered in `STABILISERS`; it
-reads its own config section `cfg` (a dict) and edits the builder: adds networks, terms,
-phases, controllers, image summaries. Listing its name in `config.stabilisers` turns it on for
-any objective, with no change to the training step.
+A game family is a function `(builder) -> finish` registered in `GAMES` (config field `game`):
+it reads the model and objective sections, adds the networks, phases and controllers to the
+builder, and returns `finish(builder) -> Game`, called once the stabilisers have edited the
+builder. A stabiliser is a function `(builder, cfg, step) -> None` registered in
+`STABILISERS`; it reads its own config section `cfg` (a dict) and edits the builder: adds
+networks, terms, phases, controllers, image summaries. Listing its name in
+`config.stabilisers` turns it on for any objective, with no change to the training step.
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from gan_jax.game import Controller, Network, Phase, Term
+from gan_jax.core.phases import Controller, Network, Phase
+from gan_jax.core.registry import ConfigError, Registry
+from gan_jax.core.terms import Term
 from gan_jax.optim import build_optimizer
-from gan_jax.registry import ConfigError, Registry
 
+GAMES = Registry("game")
 STABILISERS = Registry("stabiliser")
+
 
 @dataclasses.dataclass(frozen=True)
 class Summary:
@@ -43,11 +49,13 @@ class SpecBuilder:
     step: the training step the spec is built for (stabilisers that change the game during
       training, like dropping the lens, look at it).
     image_shape: (H, W, C).
+    mesh: the device mesh of the run.
     networks: name -> Network.
-    objective: the adversarial objective.
+    objective: the adversarial objective (None for a game without one).
     phases: the iteration's phases, in order.
     controllers: the iteration's controllers, in order.
     real_view: network applied to real images before D (the lens), or None.
+    ema_networks: networks whose parameters get an EMA (with train.ema_decay > 0).
     summaries: image panels for the sample grids.
     rebuild_at: the next step at which the spec changes (the loop rebuilds and recompiles
       then), or None.
@@ -55,16 +63,24 @@ class SpecBuilder:
   config: Any
   step: int
   image_shape: tuple[int, int, int]
-  networks: dict[str, Network]
-  objective: Any
-  phases: list[Phase]
+  mesh: jax.sharding.Mesh
+  networks: dict[str, Network] = dataclasses.field(default_factory=dict)
+  objective: Any = None
+  phases: list[Phase] = dataclasses.field(default_factory=list)
   controllers: list[Controller] = dataclasses.field(default_factory=list)
   real_view: str | None = None
+  ema_networks: tuple[str, ...] = ()
   summaries: list[Summary] = dataclasses.field(default_factory=list)
   rebuild_at: int | None = None
 
   def add_network(self, name: str, module: nn.Module, example_shape: tuple[int, ...]) -> None:
-    """Adds a network; its optimiser comes from the config section optim.<name>."""
+    """Adds a network; its optimiser comes from the config section optim.<name>.
+
+    Args:
+      name: the network's name (state, metrics and the optimiser's config section use it).
+      module: the Flax module.
+      example_shape: the shape of one float32 input batch, for initialisation.
+    """
     if name in self.networks:
       raise ConfigError(f"network {name!r} is added twice")
     if name not in self.config.optim:
@@ -104,10 +120,3 @@ def apply_stabilisers(builder: SpecBuilder, config) -> None:
     if name not in config:
       raise ConfigError(f"stabiliser {name!r} is on but the config has no section {name!r}")
     apply(builder, config[name].to_dict(), builder.step)
-
-
-def section(cfg: Mapping[str, Any], field: str, prefix: str) -> Any:
-  """cfg[field], with an error naming `prefix.field` when it is missing."""
-  if field not in cfg:
-    raise ConfigError(f"config section {prefix} lacks field {field!r}")
-  return cfg[field]

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from gan_jax.registry import ConfigError
+from gan_jax.core.registry import ConfigError
 
 
 def state_signature(abstract_state: Any) -> dict[str, str]:

@@ -1,18 +1,34 @@
-"""Image grids and PNG files."""
+"""Image conversions (uint8 <-> [-1, 1]), grids and PNG files."""
 
 from __future__ import annotations
 
 import math
 import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
-  """Float images in [-1, 1] -> uint8 [0, 255] (rounded, clipped)."""
+  """Images in [-1, 1] (N, H, W, C) -> uint8 [0, 255] on the host, quantised as the reference
+  FID code does: round((x + 1) / 2 * 255), clipped.
+
+  Raises:
+    ValueError: the images contain NaN or Inf.
+  """
   images = np.asarray(images, np.float32)
+  if not np.all(np.isfinite(images)):
+    raise ValueError("images contain NaN or Inf")
   return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def images_to_float(images: jax.Array) -> jax.Array:
+  """uint8 [0, 255] -> float32 [-1, 1] (traceable); float input is passed through."""
+  if images.dtype == jnp.uint8:
+    return images.astype(jnp.float32) / 127.5 - 1.0
+  return images
 
 
 def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Any
 
 import optax
 
-from gan_jax.registry import Registry
+from gan_jax.core.registry import Registry
 
 OPTIMIZERS = Registry("optimizer")
 

@@ -1,7 +1,8 @@
 """Turns a config into a static RunSpec: the one place config strings are read.
 
-Everything downstream (the compiled step, the training loop, evaluation) receives the RunSpec
-and never a ConfigDict; every name in the config is resolved here through a registry, so an
+Everything downstream (the compiled step, the training loop, sampling, evaluation) receives
+the RunSpec and never a ConfigDict; every name in the config is resolved here through a
+registry (`game`, `model.name`, `objective.name`, `stabilisers`, `optim.*.name`), so an
 invalid value fails before anything is compiled.
 """
 
@@ -13,14 +14,15 @@ from collections.abc import Mapping
 import jax
 import ml_collections
 
-from gan_jax import parallel
-from gan_jax import stabilisers  # pylint: disable=unused-import  (registers the stabilisers)
-from gan_jax.builder import SpecBuilder, Summary, apply_stabilisers
-from gan_jax.game import AdversarialGame, Controller, Network, Phase
-from gan_jax.models import MODELS
-from gan_jax.objectives import OBJECTIVES
-from gan_jax.optim import build_optimizer
-from gan_jax.registry import ConfigError, check_choice
+from gan_jax import games  # noqa: F401  (registers the game families)
+from gan_jax import stabilisers  # noqa: F401  (registers the stabilisers)
+from gan_jax.builder import GAMES, SpecBuilder, Summary, apply_stabilisers
+from gan_jax.core import parallel
+from gan_jax.core.phases import Controller, Network, Phase
+from gan_jax.core.registry import ConfigError, read_section
+from gan_jax.games.base import Game
+
+DEFAULT_GAME = "unconditional"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,20 +30,21 @@ class RunSpec:
   """Static description of a run.
 
   Attributes:
-    game: computes the named quantities the terms ask for.
+    game: the game (`gan_jax.games.base.Game`): computes the named quantities the terms ask
+      for, initialises the networks and samples.
     networks: name -> Network (module, optimiser, example input).
     phases: the updates of one iteration, in order.
-    controllers: state updates after the phases.
+    controllers: state updates after phases.
     ema_decay: decay of the parameter EMA of `ema_networks`, or None.
     ema_networks: networks whose parameters get an EMA.
-    image_shape: (H, W, C) of the data and of G's output.
+    image_shape: (H, W, C) of the data and of the generated images.
     batch_size: global batch size B.
     mesh: the device mesh the step runs on.
     summaries: extra image panels for the sample grids (e.g. the lens' view of real data).
     rebuild_at: step at which the run's spec changes (rebuild with build_spec(config, step)),
       or None.
   """
-  game: AdversarialGame
+  game: Game
   networks: Mapping[str, Network]
   phases: tuple[Phase, ...]
   controllers: tuple[Controller, ...]
@@ -58,23 +61,16 @@ class RunSpec:
     """Real batches one iteration consumes (n_critic)."""
     return max(p.repeats for p in self.phases)
 
-  @property
-  def z_dim(self) -> int:
-    return self.game.z_dim
-
-
-def _section(config: ml_collections.ConfigDict, name: str) -> dict:
-  if name not in config:
-    raise ConfigError(f"config has no section {name!r}")
-  return config[name].to_dict()
-
 
 def build_spec(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None,
                step: int = 0) -> RunSpec:
-  """Builds the RunSpec of `config` on `mesh` (default: all devices) for training step `step`."""
-  train = _section(config, "train")
-  data = _section(config, "data")
-  model_cfg = _section(config, "model")
+  """Builds the RunSpec of `config` on `mesh` (default: train.devices) for training step `step`.
+
+  Raises:
+    ConfigError: a value is invalid; the message names the field and the valid choices.
+  """
+  train = read_section(config, "train")
+  data = read_section(config, "data")
   if mesh is None:
     mesh = parallel.make_mesh(train["devices"])
   batch_size = train["batch_size"]
@@ -83,48 +79,39 @@ def build_spec(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None
                       "devices of the mesh")
   if train["n_critic"] < 1:
     raise ConfigError(f"train.n_critic must be >= 1, got {train['n_critic']}")
-  check_choice(model_cfg["z_dist"], ("normal", "uniform"), "model.z_dist")
   image_shape = (data["image_size"], data["image_size"], data["channels"])
 
-  modules = MODELS.get(model_cfg["name"], "model.name")(model_cfg, image_shape)
-  objective_cfg = _section(config, "objective")
-  objective = OBJECTIVES.get(objective_cfg["name"], "objective.name")(objective_cfg)
-  builder = SpecBuilder(
-      config=config, step=step, image_shape=image_shape, networks={}, objective=objective,
-      phases=[Phase("d", "discriminator", objective.discriminator, repeats=train["n_critic"],
-                    constraint=objective.discriminator_constraint,
-                    update_scale=objective.update_scale),
-              Phase("g", "generator", objective.generator, update_scale=objective.update_scale,
-                    simultaneous=objective.simultaneous)],
-      controllers=list(objective.controllers), summaries=list(objective.summaries))
-  z_dim = model_cfg["z_dim"]
-  example_shapes = {"generator": (1, z_dim), "discriminator": (1,) + image_shape}
-  for name, module in modules.items():
-    builder.add_network(name, module, example_shapes[name])
+  builder = SpecBuilder(config=config, step=step, image_shape=image_shape, mesh=mesh)
+  finish = GAMES.get(config.get("game", DEFAULT_GAME), "game")(builder)
   apply_stabilisers(builder, config)
-
-  game = AdversarialGame(networks=builder.networks, z_dim=z_dim, z_dist=model_cfg["z_dist"],
-                         real_view=builder.real_view,
-                         adversary_terms=builder.phase("d").terms,
-                         shard=parallel.batch_constraint(mesh))
+  game = finish(builder)
   ema_decay = train["ema_decay"] or None
-  spec = RunSpec(game=game, networks=builder.networks, phases=tuple(builder.phases),
+  spec = RunSpec(game=game, networks=dict(builder.networks), phases=tuple(builder.phases),
                  controllers=tuple(builder.controllers), ema_decay=ema_decay,
-                 ema_networks=("generator",) if ema_decay else (), image_shape=image_shape,
-                 batch_size=batch_size, mesh=mesh, summaries=tuple(builder.summaries),
-                 rebuild_at=builder.rebuild_at)
+                 ema_networks=builder.ema_networks if ema_decay else (),
+                 image_shape=image_shape, batch_size=batch_size, mesh=mesh,
+                 summaries=tuple(builder.summaries), rebuild_at=builder.rebuild_at)
   validate(spec)
   return spec
 
 
 def validate(spec: RunSpec) -> None:
-  """Checks that every term asks only for quantities the game provides."""
+  """Checks that every phase updates known networks and every term asks only for quantities
+  the game provides."""
   available = spec.game.quantities(tuple(c.name for c in spec.controllers))
+  phase_names = [p.name for p in spec.phases]
   for phase in spec.phases:
-    if phase.network not in spec.networks:
-      raise ConfigError(f"phase {phase.name!r} updates unknown network {phase.network!r}")
+    unknown = [n for n in phase.networks if n not in spec.networks]
+    if unknown:
+      raise ConfigError(f"phase {phase.name!r} updates unknown network(s) {unknown}; networks: "
+                        f"{sorted(spec.networks)}")
     for term in phase.terms:
       missing = set(term.inputs) - available
       if missing:
         raise ConfigError(f"term {phase.name}/{term.name} asks for {sorted(missing)}, which "
                           f"the game does not provide; available: {sorted(available)}")
+  for c in spec.controllers:
+    if c.after is not None and c.after not in phase_names:
+      raise ConfigError(f"controller {c.name!r} runs after unknown phase {c.after!r}; phases: "
+                        f"{phase_names}")
+    c.inputs  # pylint: disable=pointless-statement  (raises on an unknown input)

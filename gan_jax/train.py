@@ -28,11 +28,14 @@ from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import data as data_lib
 from gan_jax import evaluation
 from gan_jax import images as images_lib
-from gan_jax import parallel
+from gan_jax import sampling
 from gan_jax import spec as spec_lib
 from gan_jax import writers as writers_lib
-from gan_jax.step import images_to_float, train_iteration
-from gan_jax.train_state import TrainState, create_train_state
+from gan_jax.core import parallel
+from gan_jax.core.step import train_iteration
+from gan_jax.core.train_state import TrainState, create_train_state
+from gan_jax.images import images_to_float
+from gan_jax.periodic import PeriodicAction
 
 
 class NonFiniteError(FloatingPointError):
@@ -47,57 +50,33 @@ def compile_train_iteration(spec: spec_lib.RunSpec):
                  out_shardings=(replicated, replicated), donate_argnums=(0,))
 
 
-def init_state(spec: spec_lib.RunSpec, seed: int) -> TrainState:
-  """A fresh TrainState, replicated over spec.mesh."""
+def init_state(spec: spec_lib.RunSpec, seed: int,
+               batch: Mapping[str, Any] | None = None) -> TrainState:
+  """A fresh TrainState, replicated over spec.mesh.
+
+  Args:
+    spec: the RunSpec.
+    seed: the run's seed.
+    batch: a real batch {"image": (B, H, W, C)} for games that keep init-time data.
+  """
   init = jax.jit(functools.partial(create_train_state, spec, seed),
-                 out_shardings=parallel.replicated(spec.mesh)).lower()
+                 out_shardings=parallel.replicated(spec.mesh)).lower(batch)
   # Initialisation runs once; on CPU, LLVM's optimisation of its random-number code took ~90 %
   # of the time to the first step (9-14 s for a tiny model, ~1 s without).
   options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
-  return init.compile(compiler_options=options)()
+  return init.compile(compiler_options=options)(batch)
 
 
-def abstract_state(spec: spec_lib.RunSpec, seed: int) -> TrainState:
-  """Shapes, dtypes and shardings of the TrainState, without allocating it."""
-  shapes = jax.eval_shape(functools.partial(create_train_state, spec, seed))
+def abstract_state(spec: spec_lib.RunSpec, seed: int,
+                   batch: Mapping[str, Any] | None = None) -> TrainState:
+  """Shapes, dtypes and shardings of the TrainState, without allocating it (`batch` defaults
+  to the shape of one real batch)."""
+  if batch is None:
+    batch = {"image": jax.ShapeDtypeStruct((spec.batch_size,) + spec.image_shape, jnp.float32)}
+  shapes = jax.eval_shape(functools.partial(create_train_state, spec, seed), batch)
   sharding = parallel.replicated(spec.mesh)
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
                       shapes)
-
-
-def make_sampler(spec: spec_lib.RunSpec, use_ema: bool = True):
-  """Returns jitted `sample(state, z) -> G(z)` (N, H, W, C) in inference mode, with the EMA
-  weights of G when `use_ema` and the run keeps them."""
-
-  @jax.jit
-  def sample(state: TrainState, z: jax.Array) -> jax.Array:
-    params = state.params
-    if use_ema and spec.game.generator in state.ema:
-      params = {**params, spec.game.generator: state.ema[spec.game.generator]}
-    return spec.game.generate(params, state.model_state, z)
-
-  return sample
-
-
-def make_panels(spec: spec_lib.RunSpec):
-  """Returns `panels(state, z, real) -> {name: images}` (ordered): the spec's summaries of the
-  real images (e.g. the lens' view) followed by "generated": G(z)."""
-  sampler = make_sampler(spec)
-  names = [n for s in spec.summaries for n in s.names] + ["generated"]
-
-  @jax.jit
-  def images(state, z, real):
-    out = [im for s in spec.summaries for im in s.fn(spec.game, state, real)]
-    return out + [sampler(state, z)]
-
-  return lambda state, z, real: dict(zip(names, images(state, z, real)))
-
-
-def sample_noise(spec: spec_lib.RunSpec, seed: int, n: int) -> jax.Array:
-  """The fixed noise (n, Z) of the sample grids."""
-  from gan_jax.game import sample_noise as noise  # pylint: disable=g-import-not-at-top
-  return noise(jax.random.fold_in(jax.random.PRNGKey(seed), 0x5A11), (n, spec.z_dim),
-               spec.game.z_dist)
 
 
 def check_finite(step: int, metrics: Mapping[str, Any], checkpoint_dir: str,
@@ -130,21 +109,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   logging.info("dataset %s/%s: %d examples, %d batches per epoch", config.data.source,
                config.data.name, len(source), batches.per_epoch)
 
+  init_batch = {"image": images_to_float(jnp.asarray(
+      source[np.arange(spec.batch_size)]["image"]))}
   checkpoints = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                             keep=train_cfg.keep_checkpoints, config=config_dict)
   last_good = checkpoints.latest_step()
   if last_good is not None:
-    state = checkpoints.restore(abstract_state(spec, seed))
+    state = checkpoints.restore(abstract_state(spec, seed, init_batch))
     logging.info("resumed from step %d", last_good)
   else:
-    state = init_state(spec, seed)
+    state = init_state(spec, seed, init_batch)
   start = int(state.step)
   if is_main:
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
       json.dump(config_dict, f, indent=2)
 
-  evaluator = evaluation.build_evaluator(config, spec)
+  evaluator = evaluation.build_evaluator(config, spec.mesh)
   best_checkpoints = None
   if evaluator is not None and evaluator.best_metric:
     best_checkpoints = checkpoint_lib.Checkpointer(
@@ -160,63 +141,78 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   put = functools.partial(data_lib.put_global,
                           sharding=parallel.batch_sharding(spec.mesh, batch_dim=1),
                           global_batch_size=spec.batch_size)
-  fixed_z = sample_noise(spec, seed, train_cfg.num_samples)
+  grid_inputs = sampling.fixed_inputs(spec, seed, train_cfg.num_samples, sampling.GRID)
   real_images = images_to_float(jnp.asarray(
       source[np.arange(min(train_cfg.num_samples, len(source)))]["image"]))
 
   def compile_for(step):
     """The spec, compiled iteration and image-panel function that apply from `step` on."""
     run_spec = spec_lib.build_spec(config, mesh=spec.mesh, step=step) if step else spec
-    return run_spec, compile_train_iteration(run_spec), make_panels(run_spec)
+    return run_spec, compile_train_iteration(run_spec), sampling.make_panels(run_spec)
 
   spec, step_fn, panels = compile_for(start)
+  history: list[Mapping[str, np.ndarray]] = []
+  rate = writers_lib.RateMeter(start)
+  pending = None  # (step, device metrics) of the last iteration, checked one step late
+
+  def check_pending():
+    """Checks the last iteration's metrics for NaN/Inf and adds them to the log history."""
+    nonlocal pending
+    if pending is not None:
+      history.append(_check(pending, checkpoints.directory, last_good))
+      pending = None
+
+  def write_log(step):
+    nonlocal history
+    means = {k: float(np.mean([h[k] for h in history])) for k in history[-1]}
+    means["perf/steps_per_sec"] = rate(step)
+    writer.write_scalars(step, means)
+    history = []
 
   def save_samples(step):
-    images = {k: np.asarray(v) for k, v in panels(state, fixed_z, real_images).items()}
+    images = {k: np.asarray(v) for k, v in panels(state, grid_inputs, real_images).items()}
     if is_main:
       grids = {k: images_lib.make_grid(v) for k, v in images.items()}
       images_lib.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"),
                           images_lib.side_by_side(list(grids.values())))
       writer.write_images(step, {f"samples/{k}": v for k, v in grids.items()})
 
-  history: list[Mapping[str, np.ndarray]] = []
-  rate = writers_lib.RateMeter(start)
-  pending = None  # (step, device metrics) of the last iteration, checked one step late
+  def evaluate(step):
+    results = evaluator(sampling.make_sample_fn(spec, state, seed), step)
+    writer.write_scalars(step, results)
+    if best_checkpoints is not None:
+      best_checkpoints.save(step, state, metrics=results)
+
+  def save_checkpoint(step):
+    nonlocal last_good
+    checkpoints.save(step, state)
+    last_good = step
+
+  last = train_cfg.steps
+  # In this order after an iteration; the metrics of the iteration are checked for NaN/Inf
+  # before any action but the sample grid runs, so no checkpoint holds a non-finite state.
+  actions = [PeriodicAction("log", train_cfg.log_every, write_log, last),
+             PeriodicAction("samples", train_cfg.sample_every, save_samples, last)]
+  if evaluator is not None:
+    actions.append(PeriodicAction("evaluate", config.eval.every, evaluate, last))
+  actions.append(PeriodicAction("checkpoint", train_cfg.checkpoint_every, save_checkpoint,
+                                last))
   data_iter = data_lib.iterate(batches, start, spec.batches_per_iteration, put,
                                prefetch=train_cfg.prefetch)
   try:
-    for step in range(start + 1, train_cfg.steps + 1):
+    for step in range(start + 1, last + 1):
       if spec.rebuild_at is not None and step - 1 >= spec.rebuild_at:
         spec, step_fn, panels = compile_for(step - 1)
         logging.info("step %d: the run's spec changed; recompiled", step - 1)
       state, metrics = step_fn(state, next(data_iter))
       # Checking the previous iteration's metrics while this one runs keeps the device busy.
-      if pending is not None:
-        history.append(_check(pending, checkpoints.directory, last_good))
+      check_pending()
       pending = (step, metrics)
-
-      save_now = step % train_cfg.checkpoint_every == 0 or step == train_cfg.steps
-      if step % train_cfg.log_every == 0 or save_now:
-        history.append(_check(pending, checkpoints.directory, last_good))
-        pending = None
-        if step % train_cfg.log_every == 0 or step == train_cfg.steps:
-          means = {k: float(np.mean([h[k] for h in history])) for k in history[-1]}
-          means["perf/steps_per_sec"] = rate(step)
-          writer.write_scalars(step, means)
-          history = []
-      if step % train_cfg.sample_every == 0 or step == train_cfg.steps:
-        save_samples(step)
-      if evaluator is not None and (step % config.eval.every == 0 or step == train_cfg.steps):
-        if pending is not None:
-          history.append(_check(pending, checkpoints.directory, last_good))
-          pending = None
-        results = evaluator(evaluation.make_sample_fn(spec, state, seed), step)
-        writer.write_scalars(step, results)
-        if best_checkpoints is not None:
-          best_checkpoints.save(step, state, metrics=results)
-      if save_now:
-        checkpoints.save(step, state)
-        last_good = step
+      due = [a for a in actions if a.due(step)]
+      if any(a.name != "samples" for a in due):
+        check_pending()
+      for action in due:
+        action(step)
   finally:
     data_iter.close()
     for c in (checkpoints, best_checkpoints):

@@ -15,15 +15,16 @@ import optax
 import pytest
 from jax.experimental.compilation_cache import compilation_cache as cache
 
-from gan_jax import began as began_lib
-from gan_jax import parallel
+from gan_jax.stabilisers import began as began_lib
+from gan_jax.core import parallel
 from gan_jax import spec as spec_lib
-from gan_jax import step as step_lib
+from gan_jax.core import step as step_lib
 from gan_jax import train
 from gan_jax.models import MODELS
 from gan_jax.models import began as models_lib
-from gan_jax.registry import ConfigError
-from gan_jax.train_state import named_key
+from gan_jax.core.registry import ConfigError
+from gan_jax.core.random import named_key
+from gan_jax.images import images_to_float
 from tests.utils import random_batch, smoke_config, smoke_spec
 
 
@@ -162,7 +163,7 @@ def _noise(spec, state, phase):
   per phase by name, one per repeat, then the context's key."""
   rng = jax.random.fold_in(state.rng, state.step)
   key = jax.random.split(jax.random.fold_in(named_key(rng, phase), 0))[0]
-  return jax.random.uniform(key, (spec.batch_size, spec.z_dim), minval=-1.0, maxval=1.0)
+  return jax.random.uniform(key, (spec.batch_size, spec.game.z_dim), minval=-1.0, maxval=1.0)
 
 
 def _reconstruction(module, params, x):
@@ -180,7 +181,7 @@ def test_losses_match_hand_computation(eta, initial_state):
   G = spec.networks["generator"].module
   D = spec.networks["discriminator"].module
   theta, phi = state.params["generator"], state.params["discriminator"]
-  one_batch = {"image": step_lib.images_to_float(jnp.asarray(batch["image"][0]))}
+  one_batch = {"image": images_to_float(jnp.asarray(batch["image"][0]))}
 
   @jax.jit
   def run():
@@ -188,8 +189,9 @@ def test_losses_match_hand_computation(eta, initial_state):
     metrics = {}
     for phase in spec.phases:
       key = jax.random.fold_in(named_key(rng, phase.name), 0)
-      _, (m, _) = step_lib._phase_loss(spec, phase, state, state, one_batch, key,
-                                       state.params[phase.network])
+      params = {n: state.params[n] for n in phase.networks}
+      _, (m, _, _) = step_lib._phase_loss(spec, phase, state, state, one_batch, key, {},
+                                          params)
       metrics.update(m)
     fakes = [G.apply({"params": theta}, _noise(spec, state, p)) for p in ("d", "g")]
     recons = [_reconstruction(D, phi, v) for v in [one_batch["image"]] + fakes]
@@ -211,7 +213,7 @@ def test_iteration_matches_hand_written_began(single_device_run):
   spec, states, all_metrics, _ = single_device_run
   state, new, metrics = states[0], states[1], all_metrics[0]
   k, scale, lambda_k = 0.3, 0.5, 0.05
-  x = step_lib.images_to_float(jnp.asarray(random_batch(spec, 0)["image"][0]))
+  x = images_to_float(jnp.asarray(random_batch(spec, 0)["image"][0]))
   G = spec.networks["generator"].module
   D = spec.networks["discriminator"].module
   theta, phi = state.params["generator"], state.params["discriminator"]

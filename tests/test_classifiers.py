@@ -6,10 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import classifiers
+from gan_jax.metrics import classifiers
 from gan_jax import evaluation
 from gan_jax.metrics import features as features_lib
-from gan_jax.registry import ConfigError
+from gan_jax.core.registry import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_save_load_roundtrip_and_extractor(digits_model, tmp_path, monkeypatch):
 
 def test_missing_classifier_says_how_to_train(tmp_path, monkeypatch):
   monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
-  with pytest.raises(FileNotFoundError, match="python -m gan_jax.classifiers "
+  with pytest.raises(FileNotFoundError, match="python -m gan_jax.metrics.classifiers "
                      "--dataset=fashion_mnist"):
     classifiers.load("fashion_mnist")
   with pytest.raises(ConfigError, match="valid names: digits, fashion_mnist, mnist"):

@@ -9,16 +9,16 @@ import jax
 import numpy as np
 import pytest
 
-from configs import presets
+from gan_jax.configs import presets
 from gan_jax import checkpoint as checkpoint_lib
-from gan_jax import classifiers
-from gan_jax import evaluate
+from gan_jax.metrics import classifiers
+from gan_jax.cli import evaluate
 from gan_jax import evaluation
-from gan_jax import plots
+from gan_jax.evaluation import plots
 from gan_jax import train
 from gan_jax.metrics import features as features_lib
 from gan_jax.metrics import inception
-from gan_jax.registry import ConfigError
+from gan_jax.core.registry import ConfigError
 from tests.utils import smoke_config
 
 

@@ -12,15 +12,18 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
+from gan_jax import losses
 from gan_jax import objectives
-from gan_jax import parallel
+from gan_jax.core import parallel
 from gan_jax import spec as spec_lib
-from gan_jax import step as step_lib
+from gan_jax.core import step as step_lib
 from gan_jax import train
-from gan_jax.game import BALANCE, Network
-from gan_jax.registry import ConfigError
-from gan_jax.stabilisers.lens import lens_lambda, reconstruction_loss
-from gan_jax.train_state import create_train_state
+from gan_jax.core.phases import Network
+from gan_jax.core.terms import BALANCE
+from gan_jax.core.registry import ConfigError
+from gan_jax.losses.lens import reconstruction_loss
+from gan_jax.stabilisers.lens import lens_lambda
+from gan_jax.core.train_state import create_train_state
 from tests.utils import iterate, random_batch, smoke_config, smoke_spec
 
 OBJECTIVE_CONFIGS = {"minimax": "dcgan_minimax", "non_saturating": "dcgan", "lsgan": "lsgan",
@@ -37,18 +40,18 @@ def test_lambda_schedule(t, expected):
 def test_lens_adversarial_terms_by_hand():
   d = np.array([0.5, -1.0, 2.0], np.float32)
   sig = 1 / (1 + np.exp(-d))
-  chex.assert_trees_all_close(objectives.lens_minimax_loss(d_real=d)[0],
+  chex.assert_trees_all_close(losses.lens_minimax_loss(d_real=d)[0],
                               -np.mean(np.log(1 - sig)), rtol=1e-6)
-  chex.assert_trees_all_close(objectives.lens_lsgan_loss(d_real=d)[0], 5.25 / 3, rtol=1e-6)
-  chex.assert_trees_all_close(objectives.lens_wasserstein_loss(d_real=d)[0], 1.5 / 3, rtol=1e-6)
+  chex.assert_trees_all_close(losses.lens_lsgan_loss(d_real=d)[0], 5.25 / 3, rtol=1e-6)
+  chex.assert_trees_all_close(losses.lens_wasserstein_loss(d_real=d)[0], 1.5 / 3, rtol=1e-6)
 
 
 def test_reconstruction_loss_by_hand():
   x = jnp.zeros((2, 2, 2, 1))
   lx = jnp.ones((2, 2, 2, 1)).at[1].set(2.0)
   # per image: 4 * 1 and 4 * 4; batch mean 10; per-pixel mean 2.5.
-  chex.assert_trees_all_close(reconstruction_loss(x_data=x, x_real=lx)[0], 10.0)
-  chex.assert_trees_all_close(reconstruction_loss(x_data=x, x_real=lx, reduction="mean")[0], 2.5)
+  chex.assert_trees_all_close(reconstruction_loss(x_real=x, x_real_view=lx)[0], 10.0)
+  chex.assert_trees_all_close(reconstruction_loss(x_real=x, x_real_view=lx, reduction="mean")[0], 2.5)
 
 
 @pytest.mark.parametrize("objective", sorted(OBJECTIVE_CONFIGS))
@@ -165,7 +168,7 @@ def _tiny_advas_setup(objective_config):
   def context(theta, phi=None):
     params = {"generator": theta,
               "discriminator": state.params["discriminator"] if phi is None else phi}
-    return spec.game.context(network="generator", params=params,
+    return spec.game.context(networks=("generator",), params=params,
                              model_state=dict(state.model_state), batch={"image": x},
                              aux=state.aux, step=state.step, key=key)
 

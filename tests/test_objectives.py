@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gan_jax import losses
 from gan_jax import objectives
 from gan_jax.models import Discriminator
-from gan_jax.registry import ConfigError
+from gan_jax.core.registry import ConfigError
 
 D_REAL = np.array([0.5, -1.0, 2.0, 0.0], np.float32)
 D_FAKE = np.array([-0.5, 1.5, -2.0, 0.3], np.float32)
@@ -21,7 +22,7 @@ def _softplus(x):
 
 
 def test_minimax_discriminator_loss():
-  loss, metrics = objectives.minimax_discriminator_loss(d_real=D_REAL, d_fake=D_FAKE)
+  loss, metrics = losses.minimax_discriminator_loss(d_real=D_REAL, d_fake=D_FAKE)
   # -E log σ(d_real) - E log(1 - σ(d_fake))
   sig = lambda x: 1 / (1 + np.exp(-x))
   expected = -np.mean(np.log(sig(D_REAL))) - np.mean(np.log(1 - sig(D_FAKE)))
@@ -31,7 +32,7 @@ def test_minimax_discriminator_loss():
 
 def test_one_sided_label_smoothing():
   alpha = 0.9
-  loss, _ = objectives.minimax_discriminator_loss(d_real=D_REAL, d_fake=D_FAKE, real_label=alpha)
+  loss, _ = losses.minimax_discriminator_loss(d_real=D_REAL, d_fake=D_FAKE, real_label=alpha)
   sig = lambda x: 1 / (1 + np.exp(-x))
   # Cross-entropy with target α for real, 0 for fake.
   real = -(alpha * np.log(sig(D_REAL)) + (1 - alpha) * np.log(1 - sig(D_REAL)))
@@ -41,27 +42,27 @@ def test_one_sided_label_smoothing():
 
 def test_generator_losses():
   sig = lambda x: 1 / (1 + np.exp(-x))
-  loss, _ = objectives.minimax_generator_loss(d_fake=D_FAKE)
+  loss, _ = losses.minimax_generator_loss(d_fake=D_FAKE)
   chex.assert_trees_all_close(loss, np.mean(np.log(1 - sig(D_FAKE))), rtol=1e-6)
-  loss, _ = objectives.non_saturating_generator_loss(d_fake=D_FAKE)
+  loss, _ = losses.non_saturating_generator_loss(d_fake=D_FAKE)
   chex.assert_trees_all_close(loss, -np.mean(np.log(sig(D_FAKE))), rtol=1e-6)
 
 
 def test_lsgan():
-  loss, _ = objectives.lsgan_discriminator_loss(d_real=D_REAL, d_fake=D_FAKE)
+  loss, _ = losses.lsgan_discriminator_loss(d_real=D_REAL, d_fake=D_FAKE)
   # (0.25 + 4 + 1 + 1) / 4 + (0.25 + 2.25 + 4 + 0.09) / 4
   chex.assert_trees_all_close(loss, 6.25 / 4 + 6.59 / 4, rtol=1e-6)
-  loss, _ = objectives.lsgan_generator_loss(d_fake=D_FAKE)
+  loss, _ = losses.lsgan_generator_loss(d_fake=D_FAKE)
   # (2.25 + 0.25 + 9 + 0.49) / 4
   chex.assert_trees_all_close(loss, 11.99 / 4, rtol=1e-6)
 
 
 def test_wasserstein():
-  loss, metrics = objectives.wasserstein_critic_loss(d_real=D_REAL, d_fake=D_FAKE)
+  loss, metrics = losses.wasserstein_critic_loss(d_real=D_REAL, d_fake=D_FAKE)
   # mean(d_fake) = -0.7/4, mean(d_real) = 1.5/4
   chex.assert_trees_all_close(loss, -0.7 / 4 - 1.5 / 4, rtol=1e-6)
   chex.assert_trees_all_close(metrics["wasserstein"], 2.2 / 4, rtol=1e-6)
-  loss, _ = objectives.wasserstein_generator_loss(d_fake=D_FAKE)
+  loss, _ = losses.wasserstein_generator_loss(d_fake=D_FAKE)
   chex.assert_trees_all_close(loss, 0.7 / 4, rtol=1e-6)
 
 
@@ -70,7 +71,7 @@ def test_gradient_penalty_linear_critic():
   w = jnp.full((4, 4, 1), 0.5)  # ‖w‖ = 2
   critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3))
   x = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 4, 1))
-  penalty, metrics = objectives.gradient_penalty(critic=critic, x_real=x, x_fake=-x,
+  penalty, metrics = losses.gradient_penalty(critic=critic, x_real_view=x, x_fake=-x,
                                                  key=jax.random.PRNGKey(1))
   chex.assert_trees_all_close(penalty, 1.0, rtol=1e-5)
   chex.assert_trees_all_close(metrics["grad_norm"], 2.0, rtol=1e-5)
@@ -84,7 +85,7 @@ def test_gradient_penalty_matches_per_sample_gradients():
   params = critic_net.init(jax.random.PRNGKey(2), x_real)
   critic = lambda x: critic_net.apply(params, x)
   key = jax.random.PRNGKey(3)
-  penalty, _ = objectives.gradient_penalty(critic=critic, x_real=x_real, x_fake=x_fake, key=key)
+  penalty, _ = losses.gradient_penalty(critic=critic, x_real_view=x_real, x_fake=x_fake, key=key)
 
   eps = np.asarray(jax.random.uniform(key, (5, 1, 1, 1)))
   x_hat = eps * np.asarray(x_real) + (1 - eps) * np.asarray(x_fake)
@@ -100,7 +101,7 @@ def test_gradient_penalty_is_differentiable_wrt_critic():
 
   def penalty(w):
     critic = lambda v: jnp.sum(v * w, axis=(1, 2, 3))
-    return objectives.gradient_penalty(critic=critic, x_real=x, x_fake=x,
+    return losses.gradient_penalty(critic=critic, x_real_view=x, x_fake=x,
                                        key=jax.random.PRNGKey(0))[0]
 
   chex.assert_trees_all_close(jax.grad(penalty)(w0), w0, rtol=1e-5)
@@ -108,7 +109,7 @@ def test_gradient_penalty_is_differentiable_wrt_critic():
 
 def test_clip_weights():
   params = {"a": jnp.array([-1.0, 0.005, 0.5]), "b": {"c": jnp.array([[0.02]])}}
-  clipped = objectives.clip_weights(params, clip=0.01)
+  clipped = losses.clip_weights(params, clip=0.01)
   chex.assert_trees_all_close(clipped, {"a": jnp.array([-0.01, 0.005, 0.01]),
                                         "b": {"c": jnp.array([[0.01]])}})
 
@@ -128,7 +129,7 @@ def test_registry_builds_objectives(name, d_terms, g_terms, constrained):
   assert (objective.discriminator_constraint is not None) == constrained
   if name == "wgan_gp":
     assert objective.discriminator[1].weight == 10.0
-    assert objective.discriminator[1].inputs == ("critic", "x_real", "x_fake", "key")
+    assert objective.discriminator[1].inputs == ("critic", "x_real_view", "x_fake", "key")
 
 
 def test_unknown_objective_lists_valid_names():

@@ -11,12 +11,13 @@ import numpy as np
 import optax
 import pytest
 
-from gan_jax import game as game_lib
+from gan_jax import core as game_lib
 from gan_jax import spec as spec_lib
-from gan_jax import step as step_lib
+from gan_jax.core import step as step_lib
 from gan_jax import train
-from gan_jax.registry import ConfigError
-from gan_jax.train_state import create_train_state, named_key
+from gan_jax.core.registry import ConfigError
+from gan_jax.core.random import named_key
+from gan_jax.core.train_state import create_train_state
 from tests.utils import iterate, random_batch, smoke_spec
 
 
@@ -53,8 +54,8 @@ def _hand_written_iteration(spec, state, x, G, D, adam):
   rng = jax.random.fold_in(state.rng, state.step)
   k_d, k_g = named_key(rng, "d"), named_key(rng, "g")
   z_key = lambda k: jax.random.split(jax.random.fold_in(k, 0))[0]
-  z_d = jax.random.normal(z_key(k_d), (spec.batch_size, spec.z_dim))
-  z_g = jax.random.normal(z_key(k_g), (spec.batch_size, spec.z_dim))
+  z_d = jax.random.normal(z_key(k_d), (spec.batch_size, spec.game.z_dim))
+  z_g = jax.random.normal(z_key(k_g), (spec.batch_size, spec.game.z_dim))
   theta, phi = state.params["generator"], state.params["discriminator"]
   g_stats, d_stats = state.model_state["generator"], state.model_state["discriminator"]
 
@@ -202,8 +203,9 @@ def test_balanced_weight_equalises_gradient_norms():
                                             game_lib.Term("b", b, weight=game_lib.BALANCE)))
   spec = dataclasses.replace(spec, phases=(phase,))
   state = train.init_state(spec, 0)
-  grads, metrics, _ = step_lib._phase_gradients(spec, phase, state, state, {"image": None},  # pylint: disable=protected-access
-                                                jax.random.PRNGKey(0))
+  grads, metrics, _, _ = step_lib._phase_gradients(spec, phase, state, state, {"image": None},  # pylint: disable=protected-access
+                                                   jax.random.PRNGKey(0), {})
+  grads = grads["generator"]
   params = state.params["generator"]
   ga = jax.tree.map(lambda p: 2 * p, params)
   gb = jax.tree.map(lambda t: 3 * t, target)

@@ -16,7 +16,7 @@ import pytest
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import spec as spec_lib
 from gan_jax import train
-from gan_jax.registry import ConfigError
+from gan_jax.core.registry import ConfigError
 from tests.utils import smoke_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,20 +1,20 @@
 """Shared helpers for the tests."""
 
 import functools
-import importlib
 
 import jax
 import numpy as np
 
-from gan_jax import parallel
+from gan_jax import configs
+from gan_jax.core import parallel
 from gan_jax import spec as spec_lib
-from gan_jax import step as step_lib
+from gan_jax.core import step as step_lib
 from gan_jax import train
 
 
 def smoke_config(name: str, arg: str = "smoke", **overrides):
   """configs/<name>.py with argument `arg`, then dotted-field overrides."""
-  config = importlib.import_module(f"configs.{name}").get_config(arg)
+  config = configs.get(name, arg)
   for field, value in overrides.items():
     if "__" in field:
       section, key = field.split("__")

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from gan_jax.registry import ConfigError, Registry, check_choice
+from gan_jax.core.registry import ConfigError, Registry, check_choice
 
 RESIZE_MODES = ("pad", "resize", "crop_resize")
 # Datasets larger than this (bytes, after preprocessing) are preprocessed per batch.

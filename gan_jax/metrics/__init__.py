@@ -9,7 +9,8 @@ training run.
 """
 
 from gan_jax.metrics import fid, inception_score, kid, precision_recall
-from gan_jax.metrics.features import EXTRACTORS, FeatureExtractor, to_uint8
+from gan_jax.images import to_uint8
+from gan_jax.metrics.features import EXTRACTORS, FeatureExtractor
 from gan_jax.metrics.fid import (GaussianStats, fid_from_features, fid_from_stats,
                                  frechet_distance, gaussian_stats, trace_sqrt_product)
 

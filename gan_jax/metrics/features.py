@@ -17,8 +17,8 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
-from gan_jax import parallel
-from gan_jax.registry import Registry
+from gan_jax.core import parallel
+from gan_jax.core.registry import Registry
 
 # name -> factory(options: Mapping, mesh) -> FeatureExtractor; the options are the `eval`
 # config section as a dict.
@@ -80,7 +80,7 @@ class FeatureExtractor:
     if images.dtype != np.uint8 or images.ndim != 4:
       raise ValueError(f"{self.name} features need uint8 images (N, H, W, C), got "
                        f"{images.dtype} {images.shape}; convert generator outputs in "
-                       "[-1, 1] with gan_jax.metrics.to_uint8")
+                       "[-1, 1] with gan_jax.images.to_uint8")
     images = self._convert_channels(images)
     n, b = len(images), self.batch_size
     if n == 0:
@@ -88,11 +88,8 @@ class FeatureExtractor:
     parts: dict[str, list[np.ndarray]] = {v: [] for v in self.outputs.values()}
     start = time.time()
     for i, lo in enumerate(range(0, n, b)):
-      chunk = images[lo:lo + b]
-      if len(chunk) < b:  # pad to the compiled batch size; padded rows are dropped
-        pad = np.zeros((b - len(chunk),) + chunk.shape[1:], np.uint8)
-        chunk = np.concatenate([chunk, pad])
-      out = jax.device_get(self._fn(self._params, chunk))
+      # The last chunk is padded to the compiled batch size; padded rows are dropped.
+      out = jax.device_get(self._fn(self._params, parallel.pad_batch(images[lo:lo + b], b)))
       for k, v in out.items():
         parts[k].append(np.asarray(v, np.float32)[:min(b, n - lo)])
       if log_every and (i + 1) % log_every == 0:
@@ -100,15 +97,6 @@ class FeatureExtractor:
         logging.info("%s features: %d/%d images, %.1f images/s", self.name, done, n,
                      done / (time.time() - start))
     return {k: np.concatenate(v) for k, v in parts.items()}
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-  """Generator outputs in [-1, 1] (N, H, W, C) -> uint8, rounded as the reference quantises
-  (round((x + 1) / 2 * 255), clipped)."""
-  images = np.asarray(images, np.float32)
-  if not np.all(np.isfinite(images)):
-    raise ValueError("images contain NaN or Inf")
-  return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 @EXTRACTORS.register("inception")

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from gan_jax import parallel
+from gan_jax.core import parallel
 
 
 def polynomial_kernel(x: jax.Array, y: jax.Array, degree: int = 3, coef0: float = 1.0

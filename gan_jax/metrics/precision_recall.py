@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from gan_jax import parallel
+from gan_jax.core import parallel
 
 
 def _sq_distances(a: jax.Array, b: jax.Array) -> jax.Array:

@@ -14,7 +14,7 @@ from flax import linen as nn
 from gan_jax.models import began as began_lib
 from gan_jax.models.dcgan import Discriminator, Generator
 from gan_jax.models.initializers import INITIALIZERS
-from gan_jax.registry import ConfigError, Registry, check_choice
+from gan_jax.core.registry import ConfigError, Registry, check_choice
 
 MODELS = Registry("model")
 

@@ -1,6 +1,6 @@
 """DCGAN generator and discriminator / critic.
 
-Architecture of Tempered GAN (Kessler et al. 2018), Fig. 3, which follows the DCGAN guidelines
+Architecture of Tempered GAN (Sajjadi et al. 2018), Fig. 3, which follows the DCGAN guidelines
 (Radford et al. 2016): 4x4 kernels, stride-2 transposed convolutions in G and stride-2
 convolutions in D instead of pooling, BatchNorm, ReLU in G with a tanh output, LeakyReLU(0.2) in
 D, a single dense layer at each end. The width is set by `width` (C in the paper): G goes
@@ -25,7 +25,7 @@ from flax import linen as nn
 
 from gan_jax.models.conv import StridedConv, StridedConvTranspose
 from gan_jax.models.initializers import INITIALIZERS
-from gan_jax.registry import ConfigError, check_choice
+from gan_jax.core.registry import ConfigError, check_choice
 
 NORMS = ("batch", "layer", "none")
 

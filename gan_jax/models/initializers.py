@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from gan_jax.registry import Registry
+from gan_jax.core.registry import Registry
 
 # Each entry: (kernel_init, bn_scale_init).
 INITIALIZERS = Registry("initialiser")

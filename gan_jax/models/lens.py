@@ -1,4 +1,4 @@
-"""The lens of Tempered GAN (Kessler et al. 2018, Sec. 2 and Fig. 3, right).
+"""The lens of Tempered GAN (Sajjadi et al. 2018, Sec. 2 and Fig. 3, right).
 
 A residual fully convolutional network: a 3x3 convolution in, `blocks` residual blocks of two
 3x3 stride-1 convolutions, a 3x3 convolution out, and a skip from the lens input to its

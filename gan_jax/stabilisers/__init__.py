@@ -1,8 +1,10 @@
-"""Stabilisers: named additions to the base game, switched on by `config.stabilisers`.
+"""Stabilisers: named additions to the base game, switched on by `config.stabilisers`, and
+BEGAN's equilibrium controller.
 
-Importing this package registers them in `gan_jax.builder.STABILISERS`.
+Importing this package registers them in `gan_jax.builder.STABILISERS`: `lens` (Tempered GAN),
+`advas` (the Adversary's Assistant), `vanishing_residual` (BEGAN Sec. 3.5.1).
 """
 
-from gan_jax.stabilisers import advas, lens
+from gan_jax.stabilisers import advas, began, lens
 
-__all__ = ["advas", "lens"]
+__all__ = ["advas", "began", "lens"]

@@ -18,9 +18,9 @@ from typing import Any
 import jax
 import optax
 
-from gan_jax.builder import STABILISERS, SpecBuilder, section
-from gan_jax.game import BALANCE, Term
-from gan_jax.registry import check_choice
+from gan_jax.builder import STABILISERS, SpecBuilder
+from gan_jax.core.registry import check_choice, field_reader
+from gan_jax.core.terms import BALANCE, Term
 
 
 def adversary_gradient_norm(*, adversary_loss: Callable[..., jax.Array], adversary_params: Any,
@@ -40,7 +40,7 @@ def adversary_gradient_norm(*, adversary_loss: Callable[..., jax.Array], adversa
 def add_advas(builder: SpecBuilder, cfg: Mapping[str, Any], step: int) -> None:
   """Adds r to G's loss (config section `advas`)."""
   del step
-  get = lambda f: section(cfg, f, "advas")
+  get = field_reader(cfg, "advas")
   which = check_choice(get("adversary_terms"), ("all", "adversarial"), "advas.adversary_terms")
   d_terms = builder.phase("d").terms
   terms = d_terms if which == "all" else tuple(t for t in d_terms if t.name == "adv")

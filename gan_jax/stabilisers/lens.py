@@ -1,4 +1,4 @@
-"""Tempered GAN's lens (Kessler et al. 2018): D sees L(x) instead of x.
+"""Tempered GAN's lens (Sajjadi et al. 2018): D sees L(x) instead of x.
 
 The lens is a third network trained once per iteration, after D and G, on
 L_L = λ(t) · L_L^A + L_L^R, where L_L^A works against D (the objective's `lens_adversarial`
@@ -15,10 +15,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from gan_jax.builder import STABILISERS, SpecBuilder, Summary, section
-from gan_jax.game import Controller, Phase, Term
+from gan_jax.builder import STABILISERS, SpecBuilder, Summary
+from gan_jax.core.phases import Controller, Phase
+from gan_jax.core.registry import ConfigError, check_choice, field_reader
+from gan_jax.core.terms import Term
+from gan_jax.losses.lens import reconstruction_loss
 from gan_jax.models.lens import Lens
-from gan_jax.registry import ConfigError, check_choice
 
 SCHEDULES = ("sine", "constant")
 
@@ -31,40 +33,26 @@ def lens_lambda(step: jax.Array, *, schedule: str, K: int, value: float = 1.0) -
   return jnp.where(t <= K, 1.0 - jnp.sin(t * math.pi / (2 * K)), 0.0).astype(jnp.float32)
 
 
-def reconstruction_loss(*, x_data: jax.Array, x_real: jax.Array,
-                        reduction: str = "sum") -> tuple[jax.Array, dict[str, jax.Array]]:
-  """L_L^R = ‖x - L(x)‖₂² (Tempered GAN Sec. 2), averaged over the batch.
-
-  Args:
-    x_data: real images x (B, H, W, C).
-    x_real: lensed images L(x) (B, H, W, C).
-    reduction: "sum" over pixels (the paper's squared norm) or "mean" over pixels.
-  """
-  sq = jnp.square(x_data - x_real).reshape(x_data.shape[0], -1)
-  per_image = jnp.sum(sq, axis=1) if reduction == "sum" else jnp.mean(sq, axis=1)
-  return jnp.mean(per_image), {"mse": jnp.mean(sq)}
-
-
 def _adversarial_term(objective_term):
 
-  def lens_adversarial(*, d_real: jax.Array, d_data: jax.Array):
+  def lens_adversarial(*, d_real: jax.Array, d_real_plain: jax.Array):
     value, metrics = objective_term(d_real=d_real)
     # D's outputs on L(x) and on x itself, to watch the lens work against D.
     return value, {**metrics, "d_lensed": jnp.mean(d_real),
-                   "d_data": jnp.mean(jax.lax.stop_gradient(d_data))}
+                   "d_data": jnp.mean(jax.lax.stop_gradient(d_real_plain))}
 
   return lens_adversarial
 
 
 def _lens_view(game, state, images):
-  lensed, _ = game.apply("lens", state.params, dict(state.model_state), images, train=False)
-  return images, lensed
+  lensed = game.run("lens", state.params, dict(state.model_state), images, train=False)
+  return images, lensed["output"]
 
 
 @STABILISERS.register("lens")
 def add_lens(builder: SpecBuilder, cfg: Mapping[str, Any], step: int) -> None:
   """Adds the lens network, its phase and the λ controller (config section `lens`)."""
-  get = lambda f: section(cfg, f, "lens")
+  get = field_reader(cfg, "lens")
   schedule = check_choice(get("schedule"), SCHEDULES, "lens.schedule")
   check_choice(get("reconstruction"), ("sum", "mean"), "lens.reconstruction")
   K, value = int(get("K")), float(get("lambda_value"))
@@ -96,7 +84,7 @@ def add_lens(builder: SpecBuilder, cfg: Mapping[str, Any], step: int) -> None:
   builder.phases.append(Phase("lens", "lens", (
       Term("adv", _adversarial_term(builder.objective.lens_adversarial),
            weight=lambda aux: aux["lens"]["lambda"]),
-      Term("recon", lambda *, x_data, x_real: reconstruction_loss(
-          x_data=x_data, x_real=x_real, reduction=reduction)),
+      Term("recon", lambda *, x_real, x_real_view: reconstruction_loss(
+          x_real=x_real, x_real_view=x_real_view, reduction=reduction)),
   )))
   builder.summaries.append(Summary(("real", "lensed"), _lens_view))

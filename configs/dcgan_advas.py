@@ -1,9 +1,0 @@
-"""Non-saturating DCGAN with AdvAs (the Adversary's Assistant), hyperparameter-free λ."""
-
-from configs import dcgan
-
-
-def get_config(arg=None):
-  config = dcgan.get_config(arg)
-  config.stabilisers = "advas"
-  return config

@@ -1,9 +1,0 @@
-"""LSGAN (Mao et al. 2017) with a=0, b=c=1, on the DCGAN networks."""
-
-from configs import dcgan
-
-
-def get_config(arg=None):
-  config = dcgan.get_config(arg)
-  config.objective.name = "lsgan"
-  return config

@@ -1,0 +1,82 @@
+"""Sampling from a trained state: the functions the trainer hands to sample grids and
+evaluators. Nothing here knows which game it samples from: `spec.game.sample` does.
+
+  sample = make_sampler(spec)                     # jitted (state, inputs) -> {panel: images}
+  inputs = fixed_inputs(spec, seed, n, GRID)      # the same for every step
+  sample_fn = make_sample_fn(spec, state, seed)   # n -> generated images (n, H, W, C)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from gan_jax.core import parallel
+from gan_jax.core.train_state import TrainState
+from gan_jax.games.base import GENERATED
+
+# Purposes of the fixed sampling inputs: each draws from its own stream of the run's seed, so
+# the grids' and the evaluations' inputs are independent and the same at every step.
+GRID, EVALUATION = 0x5A11, 0xE7A1
+
+
+def fixed_inputs(spec, seed: int, n: int, purpose: int = GRID):
+  """The game's sampling inputs (noise z (n, Z) for an unconditional G) for `purpose`."""
+  return spec.game.sample_inputs(jax.random.fold_in(jax.random.PRNGKey(seed), purpose), n)
+
+
+def make_sampler(spec, use_ema: bool = True) -> Callable[[TrainState, object], dict]:
+  """Returns jitted `sample(state, inputs) -> {panel: images (N, H, W, C)}` in inference mode,
+  with the EMA of the networks that keep one when `use_ema`."""
+
+  @jax.jit
+  def sample(state: TrainState, inputs) -> dict:
+    params = {**state.params, **state.ema} if use_ema else state.params
+    return spec.game.sample(params, state.model_state, inputs)
+
+  return sample
+
+
+def make_panels(spec):
+  """Returns `panels(state, inputs, real) -> {name: images}` (ordered): the spec's summaries
+  of real images (e.g. the lens' view) followed by the game's sample panels."""
+  sampler = make_sampler(spec)
+
+  @jax.jit
+  def images(state, inputs, real):
+    out = {}
+    for summary in spec.summaries:
+      out.update(zip(summary.names, summary.fn(spec.game, state, real)))
+    return out, sampler(state, inputs)
+
+  def panels(state, inputs, real):
+    summaries, samples = images(state, inputs, real)
+    names = [n for s in spec.summaries for n in s.names]
+    return {**{n: summaries[n] for n in names}, **samples}
+
+  return panels
+
+
+def make_sample_fn(spec, state: TrainState, seed: int, batch_size: int = 500
+                   ) -> Callable[[int], np.ndarray]:
+  """sample_fn(n) -> n generated images (n, H, W, C) float32 in [-1, 1], for evaluators.
+
+  The inputs are fixed (the same for every call and step, drawn from `seed`, independent of
+  the sample grids'), generated in batches of `batch_size` rounded to the device count.
+  """
+  sampler = make_sampler(spec)
+  n_dev = spec.mesh.size
+  batch_size = max(n_dev, batch_size // n_dev * n_dev)
+
+  def sample_fn(n: int) -> np.ndarray:
+    inputs = np.asarray(fixed_inputs(spec, seed, n, EVALUATION))
+    out = []
+    for lo in range(0, n, batch_size):
+      chunk = inputs[lo:lo + batch_size]
+      images = sampler(state, parallel.pad_batch(chunk, batch_size))[GENERATED]
+      out.append(np.asarray(images)[:len(chunk)])
+    return np.concatenate(out).astype(np.float32)
+
+  return sample_fn
