@@ -7,12 +7,12 @@ WORKDIR ?= runs/main
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: install data weights train test clean
+.PHONY: install data weights train test lint format check-install clean
 
-$(BIN)/activate: setup.py
+$(BIN)/activate: setup.py .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,tfds]'
+	$(BIN)/pip install -q -c .ci/constraints.txt -e '.[test,tfds]'
 	touch $(BIN)/activate
 
 install: $(BIN)/activate
@@ -31,6 +31,19 @@ train: install data
 
 test: install data weights
 	$(BIN)/python -m pytest -n 2 --dist=worksteal
+
+# Lint and format checks (settings in pyproject.toml); `make format` rewrites the files.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# A non-editable install into a fresh virtualenv, used from another directory.
+check-install:
+	PYTHON=$(PYTHON) .ci/check_install.sh
 
 clean:
 	rm -rf $(VENV) runs

@@ -32,6 +32,6 @@ setup(
         # Stock TFDS datasets (cifar10, celeb_a, svhn_cropped, lsun, ...); no TensorFlow needed
         # for ArrayRecord data sources.
         "tfds": ["tensorflow-datasets>=4.9"],
-        "test": ["pytest", "pytest-xdist"],
+        "test": ["pytest", "pytest-xdist", "ruff==0.17.6"],
     },
 )

@@ -22,7 +22,6 @@ else in a subprocess of `--peer_python` (default: /work/torchenv/bin/python), on
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
 import json
@@ -35,22 +34,21 @@ from typing import Any
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if sys.path[0] != _ROOT:
-  sys.path.insert(0, _ROOT)  # gan_jax and configs, without installing the package.
+  sys.path.insert(0, _ROOT)  # gan_jax, without installing the package.
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import jax
 import numpy as np
 from absl import app, flags, logging
 
-from gan_jax.core import parallel
+from gan_jax import configs
 from gan_jax import spec as spec_lib
 from gan_jax import train as train_lib
-from gan_jax import train_state as train_state_lib
+from gan_jax.core import parallel
 
 OBJECTIVES = ("minimax", "non_saturating", "lsgan", "wgan", "wgan_gp")
-# The config module of each objective.
-CONFIGS = {"minimax": "configs.dcgan_minimax", "non_saturating": "configs.dcgan",
-           "lsgan": "configs.lsgan", "wgan": "configs.wgan", "wgan_gp": "configs.wgan_gp"}
+# The config (`gan_jax.configs`, configs/<name>.py) of each objective.
+CONFIGS = {"minimax": "dcgan_minimax", "non_saturating": "dcgan", "lsgan": "lsgan",
+           "wgan": "wgan", "wgan_gp": "wgan_gp"}
 DEFAULT_PEER_PYTHON = "/work/torchenv/bin/python"
 
 FLAGS = flags.FLAGS
@@ -88,14 +86,14 @@ def make_config(objective: str, batch_size: int, width: int, image_size: int, ch
   stabilisers."""
   if objective not in CONFIGS:
     raise app.UsageError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
-  cfg = importlib.import_module(CONFIGS[objective]).get_config()
+  cfg = configs.get(CONFIGS[objective])
   cfg.data.image_size = image_size
   cfg.data.channels = channels
   cfg.model.width = width
   cfg.train.batch_size = batch_size
   if cfg.get("stabilisers"):
-    raise app.UsageError(f"{CONFIGS[objective]} turns on stabilisers {cfg.stabilisers!r}; the "
-                         "benchmark times the plain objective")
+    raise app.UsageError(f"config {CONFIGS[objective]!r} turns on stabilisers "
+                         f"{cfg.stabilisers!r}; the benchmark times the plain objective")
   if stabilisers != "none":
     cfg.stabilisers = stabilisers.replace("+", ",")
   return cfg
@@ -135,26 +133,13 @@ def split_iterations(iters: int, windows: int) -> list[int]:
   return [base + (i < extra) for i in range(windows)]
 
 
-def init_state(spec, seed: int):
-  """`gan_jax.train.init_state`, compiled without LLVM optimisation on CPU.
-
-  Initialisation runs once and is not timed, but XLA:CPU spends most of its compile time
-  optimising the random-number code (about 25 s of 30 s on a busy 2-core host); the weights
-  differ from the optimised build by rounding only, which does not matter for timing.
-  """
-  if jax.devices()[0].platform != "cpu":
-    return train_lib.init_state(spec, seed)
-  init = jax.jit(functools.partial(train_state_lib.create_train_state, spec, seed),
-                 out_shardings=parallel.replicated(spec.mesh))
-  return init.lower().compile(compiler_options={"xla_backend_optimization_level": 0})()
-
-
 def time_gan_jax(cfg, *, warmup: int, iters: int, windows: int, devices: int,
                  seed: int) -> dict[str, Any]:
   """Compiles and times the gan_jax iteration of `cfg`."""
   spec = spec_lib.build_spec(cfg, mesh=parallel.make_mesh(devices))
   start = time.perf_counter()
-  state = init_state(spec, seed)
+  # Reported apart (init_s); on CPU compiled without LLVM optimisation, see train.init_state.
+  state = train_lib.init_state(spec, seed)
   init_s = time.perf_counter() - start
   shape = (spec.batches_per_iteration, spec.batch_size) + spec.image_shape
   images = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)

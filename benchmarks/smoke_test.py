@@ -8,6 +8,7 @@ minute on a CPU. The PyTorch peer is included when an interpreter with torch is 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -18,18 +19,16 @@ import unittest
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
 
-import bench  # pylint: disable=g-import-not-at-top,wrong-import-position
+import bench
 
 TINY = ["--batch_sizes=8", "--width=8", "--image_size=16", "--iters=2", "--warmup=1",
         "--windows=2"]
 
 
 def _peer_available() -> bool:
-  try:
-    import torch  # pylint: disable=g-import-not-at-top,unused-import,import-outside-toplevel
+  if importlib.util.find_spec("torch") is not None:
     return True
-  except ImportError:
-    return os.path.exists(bench.DEFAULT_PEER_PYTHON)
+  return os.path.exists(bench.DEFAULT_PEER_PYTHON)
 
 
 class BenchSmokeTest(unittest.TestCase):

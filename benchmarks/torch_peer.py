@@ -2,7 +2,7 @@ r"""PyTorch peer of the gan_jax DCGAN training iteration, for side-by-side timin
 
 The networks have the layer shapes of `gan_jax.models.dcgan` (4x4 kernels, stride 2, BatchNorm
 with PyTorch momentum 0.1 = Flax 0.9 and eps 1e-5, ReLU / LeakyReLU(0.2), tanh) and the
-iteration is the one of `gan_jax.step`: n_critic discriminator updates, each on its own real
+iteration is the one of `gan_jax.core.step`: n_critic discriminator updates, each on its own real
 batch with fresh z, then one generator update with fresh z; BatchNorm in training mode; D sees
 the real and the generated batch in two separate forward passes.
 
@@ -28,8 +28,8 @@ import traceback
 from typing import Any
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 # Settings of each objective as in configs/*.py; bench.py passes the values it reads from the
 # configs instead, these are for standalone runs.
@@ -159,7 +159,7 @@ def make_optimizer(params, cfg: dict[str, Any], device: torch.device):
 
 
 def discriminator_loss(objective: str, d_real, d_fake, real_label: float):
-  """L_D of each objective, as in gan_jax.objectives."""
+  """L_D of each objective, as in gan_jax.losses.adversarial."""
   if objective in ("minimax", "non_saturating"):
     real = real_label * F.softplus(-d_real) + (1.0 - real_label) * F.softplus(d_real)
     return real.mean() + F.softplus(d_fake).mean()
@@ -171,7 +171,7 @@ def discriminator_loss(objective: str, d_real, d_fake, real_label: float):
 
 
 def generator_loss(objective: str, d_fake):
-  """L_G of each objective, as in gan_jax.objectives."""
+  """L_G of each objective, as in gan_jax.losses.adversarial."""
   if objective == "minimax":
     return -F.softplus(d_fake).mean()
   if objective == "non_saturating":
@@ -368,7 +368,7 @@ def run(objectives, batch_sizes, *, modes=("eager",), width=64, image_size=32, c
         except Exception as e:  # pylint: disable=broad-except
           # torch.compile cannot differentiate twice through a compiled graph (WGAN-GP).
           lines = traceback.format_exception_only(type(e), e)
-          row["error"] = " ".join(l.strip() for l in lines)[:500]
+          row["error"] = " ".join(line.strip() for line in lines)[:500]
         finally:
           peer = None
           if device.type == "cuda":

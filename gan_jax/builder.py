@@ -12,7 +12,7 @@ networks, terms, phases, controllers, image summaries. Listing its name in
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import jax

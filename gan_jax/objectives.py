@@ -17,16 +17,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from gan_jax.core.phases import Controller
 from gan_jax.core.registry import Registry
 from gan_jax.core.terms import Term
-from gan_jax.losses.adversarial import (clip_weights, gradient_penalty,
-                                        lsgan_discriminator_loss, lsgan_generator_loss,
-                                        minimax_discriminator_loss, minimax_generator_loss,
-                                        non_saturating_generator_loss, wasserstein_critic_loss,
-                                        wasserstein_generator_loss)
+from gan_jax.losses.adversarial import (
+  clip_weights,
+  gradient_penalty,
+  lsgan_discriminator_loss,
+  lsgan_generator_loss,
+  minimax_discriminator_loss,
+  minimax_generator_loss,
+  non_saturating_generator_loss,
+  wasserstein_critic_loss,
+  wasserstein_generator_loss,
+)
 from gan_jax.losses.began import began_discriminator_loss, began_generator_loss
 from gan_jax.losses.lens import lens_lsgan_loss, lens_minimax_loss, lens_wasserstein_loss
 from gan_jax.stabilisers import began as began_lib

@@ -14,8 +14,10 @@ from collections.abc import Mapping
 import jax
 import ml_collections
 
-from gan_jax import games  # noqa: F401  (registers the game families)
-from gan_jax import stabilisers  # noqa: F401  (registers the stabilisers)
+from gan_jax import (
+  games,  # noqa: F401  (registers the game families)
+  stabilisers,  # noqa: F401  (registers the stabilisers)
+)
 from gan_jax.builder import GAMES, SpecBuilder, Summary, apply_stabilisers
 from gan_jax.core import parallel
 from gan_jax.core.phases import Controller, Network, Phase
@@ -114,4 +116,4 @@ def validate(spec: RunSpec) -> None:
     if c.after is not None and c.after not in phase_names:
       raise ConfigError(f"controller {c.name!r} runs after unknown phase {c.after!r}; phases: "
                         f"{phase_names}")
-    c.inputs  # pylint: disable=pointless-statement  (raises on an unknown input)
+    _ = c.inputs  # raises on an unknown input

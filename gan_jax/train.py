@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -26,9 +25,8 @@ from absl import logging
 
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import data as data_lib
-from gan_jax import evaluation
+from gan_jax import evaluation, sampling
 from gan_jax import images as images_lib
-from gan_jax import sampling
 from gan_jax import spec as spec_lib
 from gan_jax import writers as writers_lib
 from gan_jax.core import parallel

@@ -41,7 +41,7 @@ class JsonlWriter(MetricWriter):
 
   def __init__(self, path: str):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    self._file = open(path, "a", encoding="utf-8", buffering=1)
+    self._file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed in close())
 
   def write_scalars(self, step, scalars):
     record = {"step": int(step)}

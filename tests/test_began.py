@@ -15,16 +15,16 @@ import optax
 import pytest
 from jax.experimental.compilation_cache import compilation_cache as cache
 
-from gan_jax.stabilisers import began as began_lib
-from gan_jax.core import parallel
 from gan_jax import spec as spec_lib
-from gan_jax.core import step as step_lib
 from gan_jax import train
+from gan_jax.core import parallel
+from gan_jax.core import step as step_lib
+from gan_jax.core.random import named_key
+from gan_jax.core.registry import ConfigError
+from gan_jax.images import images_to_float
 from gan_jax.models import MODELS
 from gan_jax.models import began as models_lib
-from gan_jax.core.registry import ConfigError
-from gan_jax.core.random import named_key
-from gan_jax.images import images_to_float
+from gan_jax.stabilisers import began as began_lib
 from tests.utils import random_batch, smoke_config, smoke_spec
 
 

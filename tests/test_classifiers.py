@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import jax
 import numpy as np
 import pytest
 
-from gan_jax.metrics import classifiers
 from gan_jax import evaluation
-from gan_jax.metrics import features as features_lib
 from gan_jax.core.registry import ConfigError
+from gan_jax.metrics import classifiers
+from gan_jax.metrics import features as features_lib
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +123,22 @@ def test_mode_probabilities_are_the_joint_of_the_channels():
   p = np.asarray(jax.nn.softmax(logits, -1))
   np.testing.assert_allclose(joint[:, 123], p[:, 0, 1] * p[:, 1, 2] * p[:, 2, 3], rtol=1e-5)
   np.testing.assert_array_equal(joint.argmax(1), evaluation.mode_labels(logits))
+
+
+def test_cli_trains_and_saves_a_classifier(tmp_path, capsys):
+  out = str(tmp_path / "digits.npz")
+  classifiers.cli(["classifiers", "--dataset=digits", "--epochs=1", "--batch_size=64",
+                   f"--out={out}"])
+  record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert record["path"] == out and record["epochs"] == 1 and record["dataset"] == "digits"
+  _, saved = classifiers.load("digits", out)
+  assert saved["test_accuracy"] == record["test_accuracy"]
+
+
+def test_cli_errors_name_the_dataset_flag(capsys):
+  with pytest.raises(SystemExit) as e:
+    classifiers.cli(["classifiers"])
+  assert e.value.code == 2 and "--dataset" in capsys.readouterr().err
+  with pytest.raises(SystemExit) as e:
+    classifiers.cli(["classifiers", "--dataset=cifar10"])
+  assert e.value.code == 2 and "digits" in capsys.readouterr().err

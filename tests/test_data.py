@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_jax.configs.presets import data_config
 from gan_jax import data as data_lib
+from gan_jax.configs.presets import data_config
 from gan_jax.core import parallel
-from gan_jax.data import sources
 from gan_jax.core.registry import ConfigError
+from gan_jax.data import sources
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 

@@ -9,18 +9,15 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax.configs import presets
 from gan_jax import checkpoint as checkpoint_lib
-from gan_jax.metrics import classifiers
+from gan_jax import evaluation, train
 from gan_jax.cli import evaluate
-from gan_jax import evaluation
-from gan_jax.evaluation import plots
-from gan_jax import train
-from gan_jax.metrics import features as features_lib
-from gan_jax.metrics import inception
+from gan_jax.configs import presets
 from gan_jax.core.registry import ConfigError
+from gan_jax.evaluation import plots
+from gan_jax.metrics import classifiers, inception
+from gan_jax.metrics import features as features_lib
 from tests.utils import smoke_config
-
 
 _RANDOM_CLASSIFIER = []
 
@@ -247,7 +244,8 @@ def test_evaluate_cli_on_a_run_latest_best_and_step(cache, tmp_path, capsys):
   best.close()
   records = []
   for which in ("latest", "best"):
-    evaluate.main([f"--workdir={workdir}", f"--checkpoint={which}", "--num_samples=100"])
+    evaluate.cli(["evaluate", f"--workdir={workdir}", f"--checkpoint={which}",
+                  "--num_samples=100"])
     records.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
   assert [r["step"] for r in records] == [6, 3]
   assert all(r["eval/num_samples"] == 100 for r in records)
@@ -256,7 +254,7 @@ def test_evaluate_cli_on_a_run_latest_best_and_step(cache, tmp_path, capsys):
   assert records[0]["eval/classifier_fid"] == records[1]["eval/classifier_fid"]
   assert {"eval/classifier_fid", "eval/modes", "eval/classifier_is"} <= set(records[0])
   with pytest.raises(SystemExit):
-    evaluate.main([f"--workdir={workdir}", "--checkpoint=first"])
+    evaluate.cli(["evaluate", f"--workdir={workdir}", "--checkpoint=first"])
   assert "expected latest, best or a step" in capsys.readouterr().err
 
 
@@ -265,8 +263,8 @@ def test_evaluate_cli_on_images_npz(cache, tmp_path, capsys):
   images = ((_real_as_float("test", 120) + 1) * 127.5).round().astype(np.uint8)
   path = str(tmp_path / "samples.npz")
   np.savez(path, images=images)
-  evaluate.main([f"--images={path}", "--reference=digits", "--metrics=classifier_fid,modes",
-                 "--reference_samples=300"])
+  evaluate.cli(["evaluate", f"--images={path}", "--reference=digits",
+                "--metrics=classifier_fid,modes", "--reference_samples=300"])
   record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert record["eval/num_samples"] == 120
   assert record["eval/classifier_fid"] >= 0 and record["eval/modes"] >= 1
@@ -274,11 +272,11 @@ def test_evaluate_cli_on_images_npz(cache, tmp_path, capsys):
 
 def test_evaluate_cli_errors_are_clear(tmp_path, capsys):
   with pytest.raises(SystemExit) as e:
-    evaluate.main([f"--workdir={tmp_path}"])
+    evaluate.cli(["evaluate", f"--workdir={tmp_path}"])
   assert e.value.code == 2
   assert "config.json" in capsys.readouterr().err
   with pytest.raises(SystemExit):
-    evaluate.main(["--images=x.npz"])
+    evaluate.cli(["evaluate", "--images=x.npz"])
   assert "--reference" in capsys.readouterr().err
 
 
@@ -309,8 +307,8 @@ def test_plots_group_seeds_and_draw_bands(tmp_path):
   _, _, lo_std, hi_std, _ = plots.aggregate(runs, "eval/fid", band="std")
   np.testing.assert_allclose(hi_std - lo_std, [20, 20, 20])
   out = tmp_path / "plots"
-  plots.main([f"mine={tmp_path / 'dcgan_s0'},{tmp_path / 'dcgan_s1'}",
-              str(tmp_path / "wgan_seed0"), f"--out={out}"])
+  plots.cli(["plots", f"mine={tmp_path / 'dcgan_s0'},{tmp_path / 'dcgan_s1'}",
+             str(tmp_path / "wgan_seed0"), f"--out={out}"])
   png = out / "eval_fid.png"
   assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
   assert not (out / "d_loss.png").exists()  # eval/* metrics only, by default
@@ -332,9 +330,11 @@ def test_plots_errors(tmp_path):
 def test_plot_panels_put_metrics_side_by_side(tmp_path):
   _write_run(tmp_path / "a", [1.0, 2.0, 3.0])
   out = tmp_path / "panels.png"
-  plots.main([str(tmp_path / "a"), "--metrics=eval/fid,d/loss", "--panels", f"--out={out}"])
+  plots.cli(["plots", str(tmp_path / "a"), "--metrics=eval/fid,d/loss", "--panels",
+             f"--out={out}"])
   from PIL import Image  # pylint: disable=g-import-not-at-top
   width, height = Image.open(out).size
   assert width > 1.8 * height  # two panels in one row
   with pytest.raises(SystemExit):  # --panels needs one .png
-    plots.main([str(tmp_path / "a"), "--metrics=eval/fid", "--panels", f"--out={tmp_path}"])
+    plots.cli(["plots", str(tmp_path / "a"), "--metrics=eval/fid", "--panels",
+               f"--out={tmp_path}"])

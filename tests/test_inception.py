@@ -8,6 +8,7 @@ The comparison with the reference needs the converted weights in the cache
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import struct
@@ -19,8 +20,7 @@ import numpy as np
 import pytest
 
 from gan_jax.metrics import features as features_lib
-from gan_jax.metrics import inception
-from gan_jax.metrics import torchscript_reader
+from gan_jax.metrics import inception, torchscript_reader
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
@@ -226,7 +226,7 @@ def _pytorch_fid_state_dict(rng) -> dict[str, np.ndarray]:
   state = {}
   params = jax.eval_shape(lambda: inception.InceptionV3(logits=True, has_scale=True).init(
       jax.random.PRNGKey(0), jnp.zeros((1, 299, 299, 3))))["params"]
-  for name, kernel, _, _ in inception.conv_names():
+  for name, _, _, _ in inception.conv_names():
     node = params
     for part in name.split("/"):
       node = node[part]
@@ -274,3 +274,20 @@ def test_pytorch_fid_loader_explains_a_wrong_file(tmp_path):
   _write_torch_state_dict(path, {"conv.weight": np.zeros((2, 2), np.float32)})
   with pytest.raises(ValueError, match="pytorch-fid"):
     inception.convert_pytorch_fid(path)
+
+
+def test_cli_converts_a_pytorch_fid_file(tmp_path, monkeypatch, capsys):
+  path = str(tmp_path / "pt_inception-random.pth")
+  _write_torch_state_dict(path, _pytorch_fid_state_dict(np.random.default_rng(4)))
+  monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path / "cache"))
+  inception.cli(["inception", f"--convert_pytorch_fid={path}"])
+  record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert record == {"full_weights": inception.weights_path(full=True)}
+  assert os.path.isfile(record["full_weights"])
+
+
+def test_cli_without_an_action_says_what_to_pass(capsys):
+  with pytest.raises(SystemExit) as e:
+    inception.cli(["inception"])
+  assert e.value.code == 2
+  assert "--download" in capsys.readouterr().err

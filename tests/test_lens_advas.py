@@ -12,18 +12,14 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
-from gan_jax import losses
-from gan_jax import objectives
-from gan_jax.core import parallel
+from gan_jax import losses, train
 from gan_jax import spec as spec_lib
+from gan_jax.core import parallel
 from gan_jax.core import step as step_lib
-from gan_jax import train
-from gan_jax.core.phases import Network
-from gan_jax.core.terms import BALANCE
 from gan_jax.core.registry import ConfigError
+from gan_jax.core.terms import BALANCE
 from gan_jax.losses.lens import reconstruction_loss
 from gan_jax.stabilisers.lens import lens_lambda
-from gan_jax.core.train_state import create_train_state
 from tests.utils import iterate, random_batch, smoke_config, smoke_spec
 
 OBJECTIVE_CONFIGS = {"minimax": "dcgan_minimax", "non_saturating": "dcgan", "lsgan": "lsgan",
@@ -51,7 +47,8 @@ def test_reconstruction_loss_by_hand():
   lx = jnp.ones((2, 2, 2, 1)).at[1].set(2.0)
   # per image: 4 * 1 and 4 * 4; batch mean 10; per-pixel mean 2.5.
   chex.assert_trees_all_close(reconstruction_loss(x_real=x, x_real_view=lx)[0], 10.0)
-  chex.assert_trees_all_close(reconstruction_loss(x_real=x, x_real_view=lx, reduction="mean")[0], 2.5)
+  chex.assert_trees_all_close(
+      reconstruction_loss(x_real=x, x_real_view=lx, reduction="mean")[0], 2.5)
 
 
 @pytest.mark.parametrize("objective", sorted(OBJECTIVE_CONFIGS))
@@ -121,7 +118,7 @@ def test_combined_step_compiles_once():
 def test_lens_leaves_the_step_after_drop_after(tmp_path):
   config = smoke_config("dcgan_lens", lens__drop_after=3)
   state = train.train_and_evaluate(config, str(tmp_path))
-  records = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert "lens/adv" in records[0] and "lens/adv" not in records[-1]
   assert "lens/lambda" in records[-1]
   assert int(state.step) == 6 and "lens" in state.params
@@ -196,14 +193,14 @@ def test_advas_penalty_and_gradient_against_finite_differences(objective_config)
         return jnp.mean(jax.nn.softplus(-d(x))) + jnp.mean(jax.nn.softplus(d(fake)))
 
       g = jax.grad(d_loss)(phi)
-      chex.assert_trees_all_close(r(theta), sum(jnp.sum(l ** 2) for l in jax.tree.leaves(g)),
+      chex.assert_trees_all_close(r(theta), sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(g)),
                                   rtol=1e-10)
 
     grad = jax.grad(r)(theta)
     rng = np.random.default_rng(0)
+    eps = 1e-5
     for _ in range(3):
       v = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape)), theta)
-      eps = 1e-5
       plus = r(jax.tree.map(lambda p, d: p + eps * d, theta, v))
       minus = r(jax.tree.map(lambda p, d: p - eps * d, theta, v))
       fd = (plus - minus) / (2 * eps)

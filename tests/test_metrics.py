@@ -11,7 +11,7 @@ import pytest
 import scipy.linalg
 
 from gan_jax import metrics
-from gan_jax.metrics import fid as fid_lib
+from gan_jax.metrics import frechet, inception
 from gan_jax.metrics import inception_score as is_lib
 from gan_jax.metrics import kid as kid_lib
 from gan_jax.metrics import precision_recall as pr_lib
@@ -30,7 +30,7 @@ def test_trace_sqrt_matches_scipy_sqrtm():
   for d in (2, 16, 64):
     s1, s2 = _random_psd(rng, d), _random_psd(rng, d)
     expected = np.trace(scipy.linalg.sqrtm(s1 @ s2)).real
-    np.testing.assert_allclose(fid_lib.trace_sqrt_product(s1, s2), expected, rtol=1e-10)
+    np.testing.assert_allclose(frechet.trace_sqrt_product(s1, s2), expected, rtol=1e-10)
 
 
 def test_trace_sqrt_rank_deficient_is_accurate():
@@ -40,7 +40,7 @@ def test_trace_sqrt_rank_deficient_is_accurate():
   s1, s2 = _random_psd(rng, 50, rank=10), _random_psd(rng, 50, rank=20)
   eig = np.linalg.eigvals(s1 @ s2)
   expected = np.sum(np.sqrt(np.clip(eig.real, 0, None)))
-  np.testing.assert_allclose(fid_lib.trace_sqrt_product(s1, s2), expected, rtol=1e-6)
+  np.testing.assert_allclose(frechet.trace_sqrt_product(s1, s2), expected, rtol=1e-6)
 
 
 def test_frechet_distance_of_gaussians_closed_form():
@@ -84,9 +84,55 @@ def test_gaussian_stats_match_numpy_with_large_mean():
   assert stats.n == 1003
 
 
+def test_fid_of_few_samples_matches_the_covariance_route():
+  # Fewer samples than dimensions: fid_from_features takes the cross-product route; it must
+  # equal the distance of the (D, D) covariances (float64 NumPy here; the device-accumulated
+  # float32 moments of gaussian_stats agree to their own precision).
+  rng = np.random.default_rng(7)
+  x = (rng.normal(size=(10, 64)) * 2 + 5).astype(np.float32)
+  y = (rng.normal(size=(13, 64)) @ rng.normal(size=(64, 64)) / 8).astype(np.float32)
+  for a, b in ((x, y), (y, x), (x, x[:7])):
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    exact = metrics.frechet_distance(a64.mean(0), np.cov(a64, rowvar=False), b64.mean(0),
+                                     np.cov(b64, rowvar=False))
+    got = metrics.fid_from_features(a, b)
+    np.testing.assert_allclose(got, exact, rtol=1e-6)
+    stats = metrics.fid_from_stats(metrics.gaussian_stats(a), metrics.gaussian_stats(b))
+    np.testing.assert_allclose(got, stats, rtol=1e-4)
+  assert metrics.fid_from_features(x, x) < 1e-9
+  with pytest.raises(ValueError, match="N >= 2"):
+    metrics.fid_from_features(x, y[:, :32])
+
+
 def test_fid_rejects_mismatched_stats():
   with pytest.raises(ValueError, match="mismatched"):
     metrics.frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+
+
+def test_fid_of_images_equals_fid_of_extractor_features():
+  # gan_jax.metrics.fid(a, b) in one call == the Inception extractor's features of each set
+  # through fid_from_features. Grayscale images, so the channel conversion is exercised too.
+  try:
+    inception.load_params()
+  except FileNotFoundError as e:
+    pytest.skip(f"Inception weights not converted ({e})")
+  rng = np.random.default_rng(6)
+  a = rng.integers(0, 128, (3, 16, 16, 1), dtype=np.uint8)
+  b = rng.integers(96, 256, (3, 16, 16, 1), dtype=np.uint8)
+  extractor = metrics.EXTRACTORS.get("inception")({"batch_size": 4})
+  expected = metrics.fid_from_features(extractor(a)["features"], extractor(b)["features"])
+  assert expected > 1.0  # the two sets differ, so the comparison below is not trivial
+  got = metrics.fid(a, b)
+  assert isinstance(got, float)
+  np.testing.assert_allclose(got, expected, rtol=1e-4)
+  assert metrics.fid(a, a) < 1e-6 * expected
+
+
+def test_fid_of_images_rejects_bad_input():
+  with pytest.raises(ValueError, match="uint8"):
+    metrics.fid(np.zeros((4, 8, 8, 1), np.float32), np.zeros((4, 8, 8, 1), np.uint8))
+  with pytest.raises(ValueError, match="N >= 2"):
+    metrics.fid(np.zeros((1, 8, 8, 1), np.uint8), np.zeros((4, 8, 8, 1), np.uint8))
 
 
 # ----------------------------------------------------------------------------- KID
@@ -95,7 +141,7 @@ def test_fid_rejects_mismatched_stats():
 def _population_mmd2(x, y):
   """MMD² of the empirical distributions of x and y (expectations over independent draws,
   so including i = j pairs): the quantity an unbiased estimator from iid draws targets."""
-  k = lambda a, b: np.asarray(kid_lib.polynomial_kernel(a, b), np.float64)  # noqa: E731
+  k = lambda a, b: np.asarray(kid_lib.polynomial_kernel(a, b), np.float64)
   return k(x, x).mean() + k(y, y).mean() - 2 * k(x, y).mean()
 
 
@@ -114,7 +160,7 @@ def test_kid_estimator_is_exactly_unbiased():
   est = jax.vmap(kid_lib.mmd2_unbiased)(xs[xi.ravel()], ys[yi.ravel()])
   truth = _population_mmd2(px, py)
   np.testing.assert_allclose(float(np.mean(np.asarray(est, np.float64))), truth, rtol=1e-5)
-  k = lambda a, b: np.asarray(kid_lib.polynomial_kernel(a, b), np.float64)  # noqa: E731
+  k = lambda a, b: np.asarray(kid_lib.polynomial_kernel(a, b), np.float64)
   biased = np.mean([k(a, a).mean() + k(b, b).mean() - 2 * k(a, b).mean()
                     for a, b in zip(xs[xi.ravel()], ys[yi.ravel()])])
   assert abs(biased - truth) > 0.05 * abs(truth)

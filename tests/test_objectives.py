@@ -1,6 +1,5 @@
 """Objectives against hand computations; the gradient penalty against per-sample gradients."""
 
-import functools
 
 import chex
 import jax
@@ -8,10 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import losses
-from gan_jax import objectives
-from gan_jax.models import Discriminator
+from gan_jax import losses, objectives
 from gan_jax.core.registry import ConfigError
+from gan_jax.models import Discriminator
 
 D_REAL = np.array([0.5, -1.0, 2.0, 0.0], np.float32)
 D_FAKE = np.array([-0.5, 1.5, -2.0, 0.3], np.float32)

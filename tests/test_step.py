@@ -13,11 +13,10 @@ import pytest
 
 from gan_jax import core as game_lib
 from gan_jax import spec as spec_lib
-from gan_jax.core import step as step_lib
 from gan_jax import train
-from gan_jax.core.registry import ConfigError
+from gan_jax.core import step as step_lib
 from gan_jax.core.random import named_key
-from gan_jax.core.train_state import create_train_state
+from gan_jax.core.registry import ConfigError
 from tests.utils import iterate, random_batch, smoke_spec
 
 
@@ -179,7 +178,7 @@ def test_new_terms_plug_in_without_changing_the_step():
   spec = dataclasses.replace(spec, phases=(d_phase, g_phase))
   spec_lib.validate(spec)
   state = train.init_state(spec, 0)
-  new, metrics = jax.jit(functools.partial(step_lib.train_iteration, spec=spec))(
+  _, metrics = jax.jit(functools.partial(step_lib.train_iteration, spec=spec))(
       state, random_batch(spec))
   assert {"g/fm", "g/fm/gap", "g/l2", "g/balance_weight"} <= set(metrics)
   expected_loss = metrics["g/adv"] + 0.5 * metrics["g/fm"] + metrics["g/balance_weight"] * \

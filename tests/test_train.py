@@ -29,7 +29,7 @@ def test_config_trains_end_to_end(name, tmp_path):
   config = smoke_config(name)
   state = train.train_and_evaluate(config, str(tmp_path))
   assert int(state.step) == config.train.steps == 6
-  records = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in records] == [2, 4, 6]
   for r in records:
     assert {"d/loss", "g/loss", "d/grad_norm", "g/param_norm", "perf/steps_per_sec"} <= set(r)
@@ -37,7 +37,7 @@ def test_config_trains_end_to_end(name, tmp_path):
   assert sorted(os.listdir(tmp_path / "samples")) == ["step_0000003.png", "step_0000006.png"]
   assert glob.glob(str(tmp_path / "tensorboard" / "events.out.tfevents.*"))
   assert sorted(int(s) for s in os.listdir(tmp_path / "checkpoints")) == [3, 6]
-  assert json.load(open(tmp_path / "config.json"))["objective"]["name"] == \
+  assert json.loads((tmp_path / "config.json").read_text())["objective"]["name"] == \
       config.objective.name
 
 
@@ -126,8 +126,9 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("objective__name", "hinge", r"unknown objective 'hinge' \(config field objective.name\); "
-                                 r"valid names: began, lsgan, minimax, non_saturating, wgan, wgan_gp"),
+    ("objective__name", "hinge",
+     r"unknown objective 'hinge' \(config field objective.name\); "
+     r"valid names: began, lsgan, minimax, non_saturating, wgan, wgan_gp"),
     ("model__name", "resnet", r"unknown model 'resnet' \(config field model.name\); valid"),
     ("data__source", "s3", r"unknown data source 's3' \(config field data.source\); valid"),
     ("model__init", "he", r"unknown initialiser 'he' \(config field model.init\); valid names: "
@@ -179,7 +180,7 @@ def test_evaluation_during_training_keeps_the_best_checkpoint(tmp_path, monkeypa
   config = smoke_config("dcgan", eval__every=2)
   train.train_and_evaluate(config, str(tmp_path))
   assert [s for s, _ in evaluator.calls] == [2, 4, 6]
-  records = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   logged = {r["step"]: r["eval/brightness"] for r in records if "eval/brightness" in r}
   assert logged == dict(evaluator.calls)
   best_step = max(evaluator.calls, key=lambda c: c[1])[0]

@@ -5,11 +5,10 @@ import functools
 import jax
 import numpy as np
 
-from gan_jax import configs
-from gan_jax.core import parallel
+from gan_jax import configs, train
 from gan_jax import spec as spec_lib
+from gan_jax.core import parallel
 from gan_jax.core import step as step_lib
-from gan_jax import train
 
 
 def smoke_config(name: str, arg: str = "smoke", **overrides):

@@ -13,12 +13,12 @@ another folder/.npz of real images:
       --metrics=fid,kid,precision_recall
 
 Metric options default to the run's `eval` config section (configs/presets.py eval_config());
-flags override them.
+flags override them. A run trained with plug-ins (main.py --plugins=...) records them in its
+config.json, and they are imported again; --plugins=module[,module] adds others.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -27,12 +27,12 @@ from typing import Any
 
 import ml_collections
 import numpy as np
-from absl import logging
+from absl import flags, logging
 
 from gan_jax import checkpoint as checkpoint_lib
+from gan_jax import cli as cli_lib
 from gan_jax import data as data_lib
-from gan_jax import evaluation
-from gan_jax import sampling
+from gan_jax import evaluation, sampling
 from gan_jax import spec as spec_lib
 from gan_jax import train as train_lib
 from gan_jax.core.registry import ConfigError
@@ -40,6 +40,36 @@ from gan_jax.core.registry import ConfigError
 # `eval` fields that command-line flags override.
 OVERRIDABLE = ("metrics", "num_samples", "reference_samples", "reference_split", "batch_size",
                "inception_weights")
+
+# This tool's own flag set: --workdir and --plugins are also flags of gan_jax.cli.train, and
+# absl's global set refuses a name defined twice.
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("workdir", None, "run folder (config.json, checkpoints/)", flag_values=FLAGS)
+flags.DEFINE_string("checkpoint", "latest", "latest, best, or a step number", flag_values=FLAGS)
+flags.DEFINE_string("images", None, "folder or .npz of images to evaluate instead of a run",
+                    flag_values=FLAGS)
+flags.DEFINE_string("reference", None, "real data for --images: SOURCE:NAME "
+                    "(idx:fashion_mnist, tfds:cifar10, digits, ...) or a folder/.npz",
+                    flag_values=FLAGS)
+flags.DEFINE_enum("reference_resize", "pad", data_lib.sources.RESIZE_MODES,
+                  "how --reference images are fitted to the evaluated size", flag_values=FLAGS)
+flags.DEFINE_bool("stacked", False, "stack --reference into RGB (Stacked MNIST)",
+                  flag_values=FLAGS)
+flags.DEFINE_string("metrics", None, "comma-separated metrics; valid: "
+                    + ", ".join(evaluation.METRICS), flag_values=FLAGS)
+flags.DEFINE_integer("num_samples", None, "generated images to evaluate", flag_values=FLAGS)
+flags.DEFINE_integer("reference_samples", None, "real images for the reference statistics",
+                     flag_values=FLAGS)
+flags.DEFINE_enum("reference_split", None, ("train", "test"),
+                  "split of the reference data", flag_values=FLAGS)
+flags.DEFINE_integer("batch_size", None, "images per feature-extraction batch",
+                     flag_values=FLAGS)
+flags.DEFINE_string("inception_weights", None,
+                    "'' (FID weights), 'full' (with logits) or a converted .npz",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("seed", None, "seed of the evaluation noise", flag_values=FLAGS)
+flags.DEFINE_list("plugins", [], "modules to import before the run's config is read (those "
+                  "its config.json records are imported too)", flag_values=FLAGS)
 
 
 def _eval_section(base: Mapping[str, Any], overrides: Mapping[str, Any]
@@ -71,8 +101,16 @@ def evaluate_run(workdir: str, checkpoint: str = "latest",
 
   Returns:
     The JSON record: workdir, checkpoint, step and the metrics.
+
+  Raises:
+    ImportError: a plug-in recorded in the run's config.json cannot be imported.
   """
   config = load_run_config(workdir)
+  # The run's own objectives, models, ... may come from plug-ins that main.py recorded.
+  try:
+    cli_lib.import_plugins(config.get("plugins"))
+  except ImportError as e:
+    raise ImportError(f"{workdir}/config.json records plug-ins: {e}") from e
   config.eval = _eval_section(config.get("eval", ml_collections.ConfigDict()).to_dict(),
                               overrides or {})
   folder = "checkpoints_best" if checkpoint == "best" else "checkpoints"
@@ -179,47 +217,51 @@ def evaluate_images(path: str, reference: str, overrides: Mapping[str, Any] | No
   return {"images": path, "reference": reference, **results}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--workdir", help="run folder (config.json, checkpoints/)")
-  parser.add_argument("--checkpoint", default="latest", help="latest, best, or a step number")
-  parser.add_argument("--images", help="folder or .npz of images to evaluate instead of a run")
-  parser.add_argument("--reference", help="real data for --images: SOURCE:NAME "
-                      "(idx:fashion_mnist, tfds:cifar10, digits, ...) or a folder/.npz")
-  parser.add_argument("--reference_resize", default="pad",
-                      choices=data_lib.sources.RESIZE_MODES,
-                      help="how --reference images are fitted to the evaluated size")
-  parser.add_argument("--stacked", action="store_true",
-                      help="stack --reference into RGB (Stacked MNIST)")
-  parser.add_argument("--metrics", help="comma-separated metrics; valid: "
-                      + ", ".join(evaluation.METRICS))
-  parser.add_argument("--num_samples", type=int, help="generated images to evaluate")
-  parser.add_argument("--reference_samples", type=int,
-                      help="real images for the reference statistics")
-  parser.add_argument("--reference_split", choices=("train", "test"))
-  parser.add_argument("--batch_size", type=int, help="images per feature-extraction batch")
-  parser.add_argument("--inception_weights",
-                      help="'' (FID weights), 'full' (with logits) or a converted .npz")
-  parser.add_argument("--seed", type=int, help="seed of the evaluation noise")
-  args = parser.parse_args(argv)
-  if (args.workdir is None) == (args.images is None):
-    parser.error("pass exactly one of --workdir=RUN or --images=FOLDER_OR_NPZ")
-  if args.images and not args.reference:
-    parser.error("--images needs --reference=SOURCE:NAME or a folder/.npz of real images")
+def _fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def main(argv: Sequence[str]) -> None:
+  """Evaluates what the parsed FLAGS name and prints the JSON record on stdout.
+
+  Args:
+    argv: the program name and the arguments that are not flags (there must be none).
+
+  Raises:
+    SystemExit: code 2, after `error: <message>` on stderr, for a wrong combination of flags,
+      a plug-in that cannot be imported, or a ConfigError, FileNotFoundError or ValueError of
+      the evaluation.
+  """
+  if len(argv) > 1:
+    _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+  if (FLAGS.workdir is None) == (FLAGS.images is None):
+    _fail("pass exactly one of --workdir=RUN or --images=FOLDER_OR_NPZ")
+  if FLAGS.images and not FLAGS.reference:
+    _fail("--images needs --reference=SOURCE:NAME or a folder/.npz of real images")
   logging.set_verbosity(logging.INFO)
-  overrides = {k: getattr(args, k) for k in OVERRIDABLE}
+  overrides = {k: FLAGS[k].value for k in OVERRIDABLE}
   try:
-    if args.workdir:
-      record = evaluate_run(args.workdir, args.checkpoint, overrides, args.seed)
+    cli_lib.import_plugins(FLAGS.plugins)
+    if FLAGS.workdir:
+      record = evaluate_run(FLAGS.workdir, FLAGS.checkpoint, overrides, FLAGS.seed)
     else:
-      record = evaluate_images(args.images, args.reference, overrides, args.reference_resize,
-                               args.stacked)
-  except (ConfigError, FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+      record = evaluate_images(FLAGS.images, FLAGS.reference, overrides,
+                               FLAGS.reference_resize, FLAGS.stacked)
+  except (ConfigError, FileNotFoundError, ImportError, ValueError) as e:
+    _fail(str(e))
   print(json.dumps(record), flush=True)
 
 
+def cli(argv: Sequence[str]) -> None:
+  """Parses a command line (program name first, e.g. sys.argv) and runs `main`."""
+  cli_lib.cli(main, FLAGS, argv)
+
+
+def run() -> None:
+  """The console entry point (gan-jax-evaluate)."""
+  cli_lib.run_app(main, FLAGS)
+
+
 if __name__ == "__main__":
-  main()
+  run()

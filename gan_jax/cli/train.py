@@ -16,8 +16,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from gan_jax import configs
-from gan_jax import train
+from gan_jax import configs, train
 from gan_jax.cli import import_plugins
 
 FLAGS = flags.FLAGS
@@ -53,12 +52,29 @@ def resolve_config_arg(argv: list[str]) -> list[str]:
   return out
 
 
+def _import_plugins(modules: str | list[str] | None) -> list[str]:
+  """import_plugins, exiting with code 2 and a one-line `error: ...` when one is missing."""
+  try:
+    return import_plugins(modules)
+  except ImportError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   for handler in logging.getLogger().handlers + logging.getLogger("absl").handlers:
     handler.addFilter(_QuietLibraries())
-  import_plugins(FLAGS.plugins)
+  # A config may name plug-ins itself (top-level field `plugins`, a list or comma-separated).
+  named = _import_plugins(FLAGS.config.get("plugins"))
+  plugins = list(dict.fromkeys(named + _import_plugins(FLAGS.plugins)))
+  if plugins != named:
+    # Recorded in config.json, so that an evaluation or a resume of the run imports them too.
+    with FLAGS.config.unlocked():
+      if "plugins" in FLAGS.config:
+        del FLAGS.config["plugins"]
+      FLAGS.config.plugins = ",".join(plugins)
   if FLAGS.distributed:
     jax.distributed.initialize()
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
@@ -69,5 +85,5 @@ def run():
   # Plug-ins must be importable before absl parses the config file, which may import them.
   for a in sys.argv:
     if a.startswith("--plugins="):
-      import_plugins(a.split("=", 1)[1])
+      _import_plugins(a.split("=", 1)[1])
   app.run(main, argv=resolve_config_arg(sys.argv))

@@ -13,8 +13,7 @@ stalls. The paper's n is 64 or 128; 32x32 images (Fashion-MNIST is padded from 2
 
 import ml_collections
 
-from gan_jax.configs import dcgan
-from gan_jax.configs import presets
+from gan_jax.configs import dcgan, presets
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -38,16 +38,14 @@ import numpy as np
 from absl import logging
 from scipy.special import xlogy
 
-from gan_jax.images import to_uint8
-from gan_jax.metrics import classifiers
 from gan_jax.core import parallel
+from gan_jax.core.registry import ConfigError, Registry, check_choice
+from gan_jax.images import to_uint8
+from gan_jax.metrics import classifiers, frechet, reference_stats
 from gan_jax.metrics import features as features_lib
-from gan_jax.metrics import fid as fid_lib
 from gan_jax.metrics import inception_score as is_lib
 from gan_jax.metrics import kid as kid_lib
 from gan_jax.metrics import precision_recall as pr_lib
-from gan_jax.metrics import reference_stats
-from gan_jax.core.registry import ConfigError, Registry, check_choice
 
 # Defaults of the `eval` section (configs/presets.py eval_config() documents each field);
 # used to complete configs saved by runs that predate a field.
@@ -79,8 +77,8 @@ METRICS: Registry[Metric] = Registry("metric")
 
 
 def _fid(fake, real, options):
-  stats = fid_lib.gaussian_stats(fake["features"], mesh=options["mesh"])
-  return fid_lib.frechet_distance(stats.mu, stats.sigma, real["mu"], real["sigma"])
+  stats = frechet.gaussian_stats(fake["features"], mesh=options["mesh"])
+  return frechet.frechet_distance(stats.mu, stats.sigma, real["mu"], real["sigma"])
 
 
 METRICS.register("fid")(Metric(
@@ -266,7 +264,7 @@ class Evaluator:
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict,
                   mesh: jax.sharding.Mesh | None = None,
-                  reference_data: Mapping[str, Any] | None = None) -> "Evaluator":
+                  reference_data: Mapping[str, Any] | None = None) -> Evaluator:
     """Reads config.eval, config.data and config.seed once.
 
     Args:

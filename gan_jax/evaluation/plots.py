@@ -5,8 +5,8 @@ groups runs into labelled series (several seeds of one setting), and draws, per 
 mean over a series' runs against the step with a shaded band (min-max by default, or ±1 std).
 
   python -m gan_jax.evaluation.plots runs/dcgan_s0 runs/dcgan_s1 runs/wgan_s0 --metrics=eval/fid
-  python -m gan_jax.evaluation.plots dcgan=runs/dcgan_s0,runs/dcgan_s1 wgan=runs/wgan_s* --band=std \
-      --out=plots/
+  python -m gan_jax.evaluation.plots dcgan=runs/dcgan_s0,runs/dcgan_s1 wgan=runs/wgan_s* \
+      --band=std --out=plots/
 
 Without an explicit LABEL=, a run's label is its folder name with a trailing seed suffix
 (`_s0`, `-seed1`, `_seed=2`) removed, so seeds of one setting share a curve.
@@ -14,14 +14,31 @@ Without an explicit LABEL=, a run's label is its folder name with a trailing see
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from absl import flags
+
+from gan_jax import cli as cli_lib
+
+# This tool's own flag set, apart from absl's global one: other tools also define --metrics
+# and --out.
+FLAGS = flags.FlagValues()
+flags.DEFINE_list("metrics", [], "comma-separated metric names (default: all eval/* metrics, "
+                  "else all)", flag_values=FLAGS)
+flags.DEFINE_string("out", "plots", "output folder, or a .png for one metric",
+                    flag_values=FLAGS)
+flags.DEFINE_enum("band", "minmax", ("minmax", "std"),
+                  "shaded band: min-max over a series' runs, or the mean ± 1 std",
+                  flag_values=FLAGS)
+flags.DEFINE_bool("log_y", False, "logarithmic y axis", flag_values=FLAGS)
+flags.DEFINE_bool("panels", False, "all --metrics side by side in the one PNG --out",
+                  flag_values=FLAGS)
 
 _SEED_SUFFIX = re.compile(r"[_\-.]?(s|seed)[_=\-]?\d+$")
 
@@ -189,33 +206,34 @@ def plot(groups: Mapping[str, Sequence[str | Series]], metrics: Sequence[str] | 
   return written
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("runs", nargs="+",
-                      help="run folders (or metrics.jsonl files), optionally LABEL=dir1,dir2")
-  parser.add_argument("--metrics", default="",
-                      help="comma-separated metric names (default: all eval/* metrics, else "
-                           "all)")
-  parser.add_argument("--out", default="plots", help="output folder, or a .png for one metric")
-  parser.add_argument("--band", default="minmax", choices=("minmax", "std"))
-  parser.add_argument("--log_y", action="store_true", help="logarithmic y axis")
-  parser.add_argument("--panels", action="store_true",
-                      help="all --metrics side by side in the one PNG --out")
-  args = parser.parse_args(argv)
-  metrics = [m for m in args.metrics.split(",") if m] or None
+def _fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def main(argv: Sequence[str]) -> None:
+  """Draws the runs named in argv[1:] (LABEL=dir1,dir2 or folders) with the parsed FLAGS and
+  prints {"written": [paths]}; exits with code 2 and `error: <message>` on bad input."""
+  if len(argv) < 2:
+    _fail("pass one or more runs: folders (or metrics.jsonl files), optionally LABEL=dir1,dir2")
+  metrics = [m for m in FLAGS.metrics if m] or None
   try:
-    if args.panels:
-      if not metrics or not args.out.endswith(".png"):
+    if FLAGS.panels:
+      if not metrics or not FLAGS.out.endswith(".png"):
         raise ValueError("--panels needs --metrics and an --out ending in .png")
-      written = [plot_panels(parse_runs(args.runs), metrics, args.out, args.band, args.log_y)]
+      written = [plot_panels(parse_runs(argv[1:]), metrics, FLAGS.out, FLAGS.band,
+                             FLAGS.log_y)]
     else:
-      written = plot(parse_runs(args.runs), metrics, args.out, args.band, args.log_y)
+      written = plot(parse_runs(argv[1:]), metrics, FLAGS.out, FLAGS.band, FLAGS.log_y)
   except (FileNotFoundError, ValueError) as e:
-    parser.exit(2, f"error: {e}\n")
+    _fail(str(e))
   print(json.dumps({"written": written}))
 
 
-if __name__ == "__main__":
-  main()
+def cli(argv: Sequence[str]) -> None:
+  """Parses a command line (program name first, e.g. sys.argv) and runs `main`."""
+  cli_lib.cli(main, FLAGS, argv)
 
+
+if __name__ == "__main__":
+  cli_lib.run_app(main, FLAGS)

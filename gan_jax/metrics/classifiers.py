@@ -18,9 +18,9 @@ architecture.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -30,13 +30,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import logging
+from absl import flags, logging
 
+from gan_jax import cli as cli_lib
 from gan_jax import data as data_lib
+from gan_jax.core.registry import ConfigError, Registry
 from gan_jax.images import images_to_float
 from gan_jax.metrics import cache
 from gan_jax.metrics import features as features_lib
-from gan_jax.core.registry import ConfigError, Registry
 
 ARCH = "convnet-v1"
 NUM_CLASSES = 10
@@ -200,7 +201,8 @@ def load(dataset: str, path: str | None = None) -> tuple[dict, dict[str, Any]]:
     flat = {k: f[k] for k in f.files if k != "__record__"}
   if record.get("arch") != ARCH:
     raise ValueError(f"{path} holds a {record.get('arch')} classifier, this version uses "
-                     f"{ARCH}; retrain with `python -m gan_jax.metrics.classifiers --dataset={dataset}`")
+                     f"{ARCH}; retrain with "
+                     f"`python -m gan_jax.metrics.classifiers --dataset={dataset}`")
   params: dict = {}
   for key, value in flat.items():
     node = params
@@ -257,31 +259,46 @@ def dataset_for(data_name: str) -> str | None:
   return data_name if data_name in set(DATASETS) else None
 
 
-def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description="Train and cache a dataset classifier.")
-  parser.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
-  parser.add_argument("--epochs", type=int, default=0, help="0: the dataset's default")
-  parser.add_argument("--batch_size", type=int, default=128)
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--out", default=None, help="output file (default: the cache)")
-  args = parser.parse_args(argv)
+# This tool's own flag set, apart from absl's global one: other tools also define --seed,
+# --batch_size and --out.
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("dataset", None, f"one of {', '.join(DATASETS)}", flag_values=FLAGS,
+                    required=True)
+flags.DEFINE_integer("epochs", 0, "0: the dataset's default", flag_values=FLAGS)
+flags.DEFINE_integer("batch_size", 128, "training batch size", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "seed of the initialisation and the data order",
+                     flag_values=FLAGS)
+flags.DEFINE_string("out", None, "output file (default: the cache)", flag_values=FLAGS)
+
+
+def main(argv: list[str]) -> None:
+  """Trains the parsed FLAGS' classifier, caches it and prints its JSON record."""
+  if len(argv) > 1:
+    print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
+    sys.exit(2)
   logging.set_verbosity(logging.INFO)
   try:
-    entry = DATASETS.get(args.dataset, "--dataset")
+    entry = DATASETS.get(FLAGS.dataset, "--dataset")
   except ConfigError as e:
-    parser.error(str(e))
-  train = _load_split(args.dataset, "train")
-  test = _load_split(args.dataset, "test")
-  epochs = args.epochs or entry["epochs"]
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  train = _load_split(FLAGS.dataset, "train")
+  test = _load_split(FLAGS.dataset, "test")
+  epochs = FLAGS.epochs or entry["epochs"]
   start = time.time()
-  params, acc = train_classifier(train, test, epochs, args.batch_size, flip=entry["flip"],
-                                 seed=args.seed)
-  record = dict(dataset=args.dataset, test_accuracy=acc, image_size=int(train[0].shape[1]),
+  params, acc = train_classifier(train, test, epochs, FLAGS.batch_size, flip=entry["flip"],
+                                 seed=FLAGS.seed)
+  record = dict(dataset=FLAGS.dataset, test_accuracy=acc, image_size=int(train[0].shape[1]),
                 epochs=epochs, train_examples=len(train[0]), test_examples=len(test[0]),
                 seconds=round(time.time() - start, 1))
-  path = save(args.dataset, params, record, args.out)
+  path = save(FLAGS.dataset, params, record, FLAGS.out)
   print(json.dumps(dict(record, path=path)))
 
 
+def cli(argv: list[str]) -> None:
+  """Parses a command line (program name first, e.g. sys.argv) and runs `main`."""
+  cli_lib.cli(main, FLAGS, argv)
+
+
 if __name__ == "__main__":
-  main()
+  cli_lib.run_app(main, FLAGS)

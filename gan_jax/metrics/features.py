@@ -22,7 +22,7 @@ from gan_jax.core.registry import Registry
 
 # name -> factory(options: Mapping, mesh) -> FeatureExtractor; the options are the `eval`
 # config section as a dict.
-EXTRACTORS: Registry[Callable[..., "FeatureExtractor"]] = Registry("feature extractor")
+EXTRACTORS: Registry[Callable[..., FeatureExtractor]] = Registry("feature extractor")
 
 
 class FeatureExtractor:

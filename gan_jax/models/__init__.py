@@ -11,10 +11,10 @@ from typing import Any
 
 from flax import linen as nn
 
+from gan_jax.core.registry import ConfigError, Registry, check_choice
 from gan_jax.models import began as began_lib
 from gan_jax.models.dcgan import Discriminator, Generator
 from gan_jax.models.initializers import INITIALIZERS
-from gan_jax.core.registry import ConfigError, Registry, check_choice
 
 MODELS = Registry("model")
 
@@ -53,4 +53,4 @@ def began_networks(cfg: Mapping[str, Any],
   }
 
 
-__all__ = ["MODELS", "INITIALIZERS", "Generator", "Discriminator", "began_lib"]
+__all__ = ["INITIALIZERS", "MODELS", "Discriminator", "Generator", "began_lib"]

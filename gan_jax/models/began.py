@@ -15,7 +15,8 @@ Optional refinements (Sec. 3.5.1):
                      scale after an upsampling (decoder and G).
   vanishing residual every layer whose input and output have the same shape outputs
                      carry·in + (1 - carry)·out; `carry` is a static attribute that
-                     `gan_jax.stabilisers.began`'s `vanishing_residual` stabiliser anneals from 1 to 0.
+                     `gan_jax.stabilisers.began`'s `vanishing_residual` stabiliser anneals
+                     from 1 to 0.
 
 D's `__call__` returns the per-sample auto-encoder loss L(v) = mean over pixels of
 |v - D(v)|^η (Sec. 3.1, Eq. 1), so the game's `d_real` and `d_fake` are L(x) and L(G(z)).
@@ -29,8 +30,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from gan_jax.models.initializers import INITIALIZERS
 from gan_jax.core.registry import ConfigError
+from gan_jax.models.initializers import INITIALIZERS
 
 BASE_SIZE = 8
 

@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from gan_jax.core.registry import ConfigError, check_choice
 from gan_jax.models.conv import StridedConv, StridedConvTranspose
 from gan_jax.models.initializers import INITIALIZERS
-from gan_jax.core.registry import ConfigError, check_choice
 
 NORMS = ("batch", "layer", "none")
 

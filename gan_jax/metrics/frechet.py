@@ -8,11 +8,15 @@ Tr((Σ_1^{1/2} Σ_2 Σ_1^{1/2})^{1/2}), the trace of the square root of a symmet
 it is the sum of square roots of eigenvalues from two symmetric eigendecompositions: real by
 construction, stable for the rank-deficient covariances of few samples, and faster than the
 general `scipy.linalg.sqrtm` (Schur) that the reference uses, which it matches (tests).
+
+`fid(images_a, images_b)` is the whole computation for two sets of uint8 images: Inception
+pool3 features (`gan_jax.metrics.features`, cached weights), then the distance.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +24,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from gan_jax.core import parallel
+from gan_jax.metrics import features as features_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +112,83 @@ def fid_from_stats(a: GaussianStats, b: GaussianStats) -> float:
   return frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
 
 
+def _fid_few_samples(x: np.ndarray, y: np.ndarray) -> float:
+  """FID between x (N, D) and y (M, D) for N, M <= D, without any (D, D) matrix.
+
+  With A = (x - μ_x) / √(N - 1) (N, D) and B likewise, Σ_x = AᵀA and Σ_y = BᵀB, so
+  Tr Σ_x = ‖A‖²_F and the non-zero eigenvalues of Σ_x Σ_y are those of C Cᵀ, C = A Bᵀ (N, M):
+  Tr((Σ_x Σ_y)^{1/2}) is the sum of the singular values of C.
+  """
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  mu_x, mu_y = x.mean(0), y.mean(0)
+  a = (x - mu_x) / np.sqrt(len(x) - 1)
+  b = (y - mu_y) / np.sqrt(len(y) - 1)
+  diff = mu_x - mu_y
+  trace_sqrt = np.sum(np.linalg.svd(a @ b.T, compute_uv=False))
+  value = diff @ diff + np.sum(a * a) + np.sum(b * b) - 2.0 * trace_sqrt
+  return float(max(value, 0.0))
+
+
 def fid_from_features(x: np.ndarray, y: np.ndarray, mesh: Mesh | None = None) -> float:
-  """FID between feature sets x (N, D) and y (M, D)."""
+  """FID between feature sets x (N, D) and y (M, D), N, M >= 2.
+
+  With no more samples than dimensions in either set (e.g. a few images' 2048-d Inception
+  features) it is computed from the (N, M) cross product of the centred features, which is
+  exact and avoids the (D, D) eigendecompositions that dominate the cost at small N.
+  """
+  x, y = np.asarray(x), np.asarray(y)
+  if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or min(len(x), len(y)) < 2:
+    raise ValueError(f"need features (N >= 2, D) and (M >= 2, D), got shapes {x.shape} and "
+                     f"{y.shape}")
+  if max(len(x), len(y)) <= x.shape[1]:
+    return _fid_few_samples(x, y)
   return fid_from_stats(gaussian_stats(x, mesh=mesh), gaussian_stats(y, mesh=mesh))
+
+
+@functools.lru_cache(maxsize=1)
+def _inception(batch_size: int, mesh: Mesh) -> features_lib.FeatureExtractor:
+  # Kept for the next call: loading the weights and compiling the network cost far more than
+  # the features of a few images.
+  return features_lib.EXTRACTORS.get("inception")({"batch_size": batch_size}, mesh)
+
+
+def fid(images_a: np.ndarray, images_b: np.ndarray, *, batch_size: int = 50,
+        mesh: Mesh | None = None) -> float:
+  """The FID of two sets of images: Inception pool3 features, then the Fréchet distance.
+
+  The features are the "inception" extractor's (`gan_jax.metrics.features`) with the FID
+  weights from the cache (`python -m gan_jax.metrics.inception --download` fetches them);
+  grayscale images are repeated into RGB, as the extractor does for any one-channel input.
+
+  Args:
+    images_a: uint8 images (N, H, W, C), C in {1, 3}, N >= 2 (convert generator outputs in
+      [-1, 1] with `gan_jax.images.to_uint8`).
+    images_b: uint8 images (M, H', W', C'), M >= 2; sizes may differ from `images_a`'s.
+    batch_size: at most this many images per network call (split over the devices).
+    mesh: devices to run on (default: all).
+
+  Returns:
+    The FID, a float >= 0.
+
+  Raises:
+    FileNotFoundError: the Inception weights are not in the cache; the message says how to
+      fetch them.
+    ValueError: images that are not uint8 (N, H, W, C), or fewer than two in a set.
+  """
+  a, b = np.asarray(images_a), np.asarray(images_b)
+  for name, x in (("images_a", a), ("images_b", b)):
+    if x.dtype != np.uint8 or x.ndim != 4 or len(x) < 2:
+      raise ValueError(f"{name} must be uint8 (N >= 2, H, W, C), got {x.dtype} {x.shape}")
+  same_shape = a.shape[1:] == b.shape[1:]
+  mesh = mesh if mesh is not None else parallel.make_mesh()
+  # A few images are not padded to a full batch; rounding to the device count here (as the
+  # extractor would) lets calls with similar counts share the cached extractor.
+  largest = len(a) + len(b) if same_shape else max(len(a), len(b))
+  extractor = _inception(-(-min(batch_size, largest) // mesh.size) * mesh.size, mesh)
+  if same_shape:
+    # One pass over both sets, so one compiled program serves both.
+    features = extractor(np.concatenate([a, b]))["features"]
+    fa, fb = features[:len(a)], features[len(a):]
+  else:
+    fa, fb = extractor(a)["features"], extractor(b)["features"]
+  return fid_from_features(fa, fb, mesh=extractor.mesh)
