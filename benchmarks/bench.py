@@ -47,8 +47,13 @@ from gan_jax.core import parallel
 
 OBJECTIVES = ("minimax", "non_saturating", "lsgan", "wgan", "wgan_gp")
 # The config (`gan_jax.configs`, configs/<name>.py) of each objective.
-CONFIGS = {"minimax": "dcgan_minimax", "non_saturating": "dcgan", "lsgan": "lsgan",
-           "wgan": "wgan", "wgan_gp": "wgan_gp"}
+CONFIGS = {
+  "minimax": "dcgan_minimax",
+  "non_saturating": "dcgan",
+  "lsgan": "lsgan",
+  "wgan": "wgan",
+  "wgan_gp": "wgan_gp",
+}
 DEFAULT_PEER_PYTHON = "/work/torchenv/bin/python"
 
 FLAGS = flags.FLAGS
@@ -60,28 +65,47 @@ flags.DEFINE_integer("channels", 3, "Image channels.")
 flags.DEFINE_integer("warmup", 5, "Untimed iterations, the first call (which compiles) included.")
 flags.DEFINE_integer("iters", 50, "Timed iterations per (objective, batch size).")
 flags.DEFINE_integer("windows", 5, "Timing windows the timed iterations are split into.")
-flags.DEFINE_enum("peer", "both", ["none", "eager", "compile", "both"],
-                  "PyTorch peer: eager, torch.compile of G and D, both, or none.")
-flags.DEFINE_string("peer_python", None,
-                    "Interpreter for a subprocess peer; default: this one if it has torch, "
-                    f"else {DEFAULT_PEER_PYTHON}.")
+flags.DEFINE_enum(
+  "peer",
+  "both",
+  ["none", "eager", "compile", "both"],
+  "PyTorch peer: eager, torch.compile of G and D, both, or none.",
+)
+flags.DEFINE_string(
+  "peer_python",
+  None,
+  "Interpreter for a subprocess peer; default: this one if it has torch, "
+  f"else {DEFAULT_PEER_PYTHON}.",
+)
 flags.DEFINE_string("peer_compile_mode", "default", "torch.compile mode of the peer.")
-flags.DEFINE_integer("devices", 1,
-                     "Devices of the gan_jax mesh (0 = all). The peer uses one device, so "
-                     "the default compares one device with one device.")
+flags.DEFINE_integer(
+  "devices",
+  1,
+  "Devices of the gan_jax mesh (0 = all). The peer uses one device, so "
+  "the default compares one device with one device.",
+)
 flags.DEFINE_integer("seed", 0, "Initialisation seed.")
-flags.DEFINE_list("stabilisers", ["none"],
-                  "Stabiliser sets to time on top of each objective: none, or config.stabilisers "
-                  "values with '+' for ',' (e.g. lens, advas, lens+advas). The peer runs only "
-                  "for none.")
+flags.DEFINE_list(
+  "stabilisers",
+  ["none"],
+  "Stabiliser sets to time on top of each objective: none, or config.stabilisers "
+  "values with '+' for ',' (e.g. lens, advas, lens+advas). The peer runs only "
+  "for none.",
+)
 flags.DEFINE_string("out", None, "Also write the JSON document to this file.")
 
 
 # ----------------------------------------------------------------------------- configs
 
 
-def make_config(objective: str, batch_size: int, width: int, image_size: int, channels: int,
-                stabilisers: str = "none"):
+def make_config(
+  objective: str,
+  batch_size: int,
+  width: int,
+  image_size: int,
+  channels: int,
+  stabilisers: str = "none",
+):
   """The objective's config with the benchmark's image shape, width, batch size and
   stabilisers."""
   if objective not in CONFIGS:
@@ -92,8 +116,10 @@ def make_config(objective: str, batch_size: int, width: int, image_size: int, ch
   cfg.model.width = width
   cfg.train.batch_size = batch_size
   if cfg.get("stabilisers"):
-    raise app.UsageError(f"config {CONFIGS[objective]!r} turns on stabilisers "
-                         f"{cfg.stabilisers!r}; the benchmark times the plain objective")
+    raise app.UsageError(
+      f"config {CONFIGS[objective]!r} turns on stabilisers "
+      f"{cfg.stabilisers!r}; the benchmark times the plain objective"
+    )
   if stabilisers != "none":
     cfg.stabilisers = stabilisers.replace("+", ",")
   return cfg
@@ -111,15 +137,15 @@ def peer_settings(objective: str, cfg) -> dict[str, Any]:
     return {k: section[k] for k in keys}
 
   return {
-      "n_critic": cfg.train.n_critic,
-      "disc_norm": cfg.model.discriminator_norm,
-      "init": cfg.model.init,
-      "clip": cfg.objective.clip if objective == "wgan" else None,
-      "gp_weight": cfg.objective.gp_weight if objective == "wgan_gp" else None,
-      "real_label": cfg.objective.real_label,
-      "z_dim": cfg.model.z_dim,
-      "optim_g": optim(cfg.optim.generator),
-      "optim_d": optim(cfg.optim.discriminator),
+    "n_critic": cfg.train.n_critic,
+    "disc_norm": cfg.model.discriminator_norm,
+    "init": cfg.model.init,
+    "clip": cfg.objective.clip if objective == "wgan" else None,
+    "gp_weight": cfg.objective.gp_weight if objective == "wgan_gp" else None,
+    "real_label": cfg.objective.real_label,
+    "z_dim": cfg.model.z_dim,
+    "optim_g": optim(cfg.optim.generator),
+    "optim_d": optim(cfg.optim.discriminator),
   }
 
 
@@ -133,8 +159,9 @@ def split_iterations(iters: int, windows: int) -> list[int]:
   return [base + (i < extra) for i in range(windows)]
 
 
-def time_gan_jax(cfg, *, warmup: int, iters: int, windows: int, devices: int,
-                 seed: int) -> dict[str, Any]:
+def time_gan_jax(
+  cfg, *, warmup: int, iters: int, windows: int, devices: int, seed: int
+) -> dict[str, Any]:
   """Compiles and times the gan_jax iteration of `cfg`."""
   spec = spec_lib.build_spec(cfg, mesh=parallel.make_mesh(devices))
   start = time.perf_counter()
@@ -179,12 +206,19 @@ def time_gan_jax(cfg, *, warmup: int, iters: int, windows: int, devices: int,
   images_per_iter = spec.batches_per_iteration * spec.batch_size
   ms = 1e3 * total_s / sum(per_window)
   return {
-      "init_s": init_s, "lower_s": lower_s, "compile_s": compile_s, "first_iteration_s": first_s,
-      "ms_per_iter": ms, "ms_per_iter_median": float(np.median(window_ms)),
-      "window_ms": window_ms, "cpu_ms_per_iter": 1e3 * cpu_s / sum(per_window),
-      "iters": sum(per_window), "iters_per_s": 1e3 / ms,
-      "images_per_s": images_per_iter * 1e3 / ms, "metrics_finite": finite,
-      "mesh_devices": spec.mesh.size,
+    "init_s": init_s,
+    "lower_s": lower_s,
+    "compile_s": compile_s,
+    "first_iteration_s": first_s,
+    "ms_per_iter": ms,
+    "ms_per_iter_median": float(np.median(window_ms)),
+    "window_ms": window_ms,
+    "cpu_ms_per_iter": 1e3 * cpu_s / sum(per_window),
+    "iters": sum(per_window),
+    "iters_per_s": 1e3 / ms,
+    "images_per_s": images_per_iter * 1e3 / ms,
+    "metrics_finite": finite,
+    "mesh_devices": spec.mesh.size,
   }
 
 
@@ -204,28 +238,47 @@ def peer_python() -> str | None:
   return DEFAULT_PEER_PYTHON if os.path.exists(DEFAULT_PEER_PYTHON) else None
 
 
-def run_peer(objective: str, batch_size: int, settings: dict[str, Any],
-             modes: list[str]) -> dict[str, Any]:
+def run_peer(
+  objective: str, batch_size: int, settings: dict[str, Any], modes: list[str]
+) -> dict[str, Any]:
   """Times the PyTorch peer for one (objective, batch size); returns torch_peer's report."""
-  kwargs = dict(modes=modes, width=FLAGS.width, image_size=FLAGS.image_size,
-                channels=FLAGS.channels, warmup=FLAGS.warmup, iters=FLAGS.iters,
-                windows=FLAGS.windows, compile_mode=FLAGS.peer_compile_mode, seed=FLAGS.seed)
+  kwargs = dict(
+    modes=modes,
+    width=FLAGS.width,
+    image_size=FLAGS.image_size,
+    channels=FLAGS.channels,
+    warmup=FLAGS.warmup,
+    iters=FLAGS.iters,
+    windows=FLAGS.windows,
+    compile_mode=FLAGS.peer_compile_mode,
+    seed=FLAGS.seed,
+  )
   if torch_in_process() and not FLAGS.peer_python:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     torch_peer = importlib.import_module("torch_peer")
-    report = torch_peer.run([objective], [batch_size], settings={objective: settings},
-                            log=logging.info, **kwargs)
+    report = torch_peer.run(
+      [objective], [batch_size], settings={objective: settings}, log=logging.info, **kwargs
+    )
     return {**report, "python_executable": sys.executable, "in_process": True}
   python = peer_python()
   if python is None:
     return {"error": f"no torch here and no {DEFAULT_PEER_PYTHON}; pass --peer_python"}
   script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_peer.py")
-  cmd = [python, script, f"--objectives={objective}", f"--batch_sizes={batch_size}",
-         f"--modes={','.join(modes)}", f"--width={FLAGS.width}",
-         f"--image_size={FLAGS.image_size}", f"--channels={FLAGS.channels}",
-         f"--warmup={FLAGS.warmup}", f"--iters={FLAGS.iters}", f"--windows={FLAGS.windows}",
-         f"--compile_mode={FLAGS.peer_compile_mode}",
-         f"--settings_json={json.dumps({objective: settings})}"]
+  cmd = [
+    python,
+    script,
+    f"--objectives={objective}",
+    f"--batch_sizes={batch_size}",
+    f"--modes={','.join(modes)}",
+    f"--width={FLAGS.width}",
+    f"--image_size={FLAGS.image_size}",
+    f"--channels={FLAGS.channels}",
+    f"--warmup={FLAGS.warmup}",
+    f"--iters={FLAGS.iters}",
+    f"--windows={FLAGS.windows}",
+    f"--compile_mode={FLAGS.peer_compile_mode}",
+    f"--settings_json={json.dumps({objective: settings})}",
+  ]
   proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
   for line in proc.stderr.splitlines()[-20:]:
     logging.info("peer: %s", line)
@@ -249,9 +302,14 @@ def versions() -> dict[str, Any]:
 
 def device_info() -> dict[str, Any]:
   device = jax.devices()[0]
-  return {"platform": device.platform, "device_kind": device.device_kind,
-          "device_count": jax.device_count(), "host": platform.machine(),
-          "host_processor": platform.processor() or None, "cpu_count": os.cpu_count()}
+  return {
+    "platform": device.platform,
+    "device_kind": device.device_kind,
+    "device_count": jax.device_count(),
+    "host": platform.machine(),
+    "host_processor": platform.processor() or None,
+    "cpu_count": os.cpu_count(),
+  }
 
 
 def load_average() -> list[float] | None:
@@ -270,23 +328,37 @@ def ratio(peer_row: dict[str, Any] | None, jax_row: dict[str, Any]) -> float | N
 
 def benchmark() -> dict[str, Any]:
   """Runs every (objective, batch size) and returns the JSON-able report."""
-  modes = {"none": [], "eager": ["eager"], "compile": ["compile"],
-           "both": ["eager", "compile"]}[FLAGS.peer]
+  modes = {"none": [], "eager": ["eager"], "compile": ["compile"], "both": ["eager", "compile"]}[
+    FLAGS.peer
+  ]
   rows, peer_meta = [], None
-  runs = [(o, int(b), st) for o in FLAGS.objectives for b in FLAGS.batch_sizes
-          for st in FLAGS.stabilisers]
+  runs = [
+    (o, int(b), st) for o in FLAGS.objectives for b in FLAGS.batch_sizes for st in FLAGS.stabilisers
+  ]
   for objective, batch_size, stabilisers in runs:
-    cfg = make_config(objective, batch_size, FLAGS.width, FLAGS.image_size, FLAGS.channels,
-                      stabilisers)
+    cfg = make_config(
+      objective, batch_size, FLAGS.width, FLAGS.image_size, FLAGS.channels, stabilisers
+    )
     logging.info("gan_jax %s B=%d stabilisers=%s", objective, batch_size, stabilisers)
-    row = {"objective": objective, "batch_size": batch_size, "stabilisers": stabilisers,
-           "n_critic": cfg.train.n_critic,
-           "images_per_iter": cfg.train.n_critic * batch_size,
-           "load_average_before": load_average()}
-    row["jax"] = time_gan_jax(cfg, warmup=FLAGS.warmup, iters=FLAGS.iters,
-                              windows=FLAGS.windows, devices=FLAGS.devices, seed=FLAGS.seed)
-    logging.info("gan_jax %s B=%d: %.2f ms/iter", objective, batch_size,
-                 row["jax"]["ms_per_iter_median"])
+    row = {
+      "objective": objective,
+      "batch_size": batch_size,
+      "stabilisers": stabilisers,
+      "n_critic": cfg.train.n_critic,
+      "images_per_iter": cfg.train.n_critic * batch_size,
+      "load_average_before": load_average(),
+    }
+    row["jax"] = time_gan_jax(
+      cfg,
+      warmup=FLAGS.warmup,
+      iters=FLAGS.iters,
+      windows=FLAGS.windows,
+      devices=FLAGS.devices,
+      seed=FLAGS.seed,
+    )
+    logging.info(
+      "gan_jax %s B=%d: %.2f ms/iter", objective, batch_size, row["jax"]["ms_per_iter_median"]
+    )
     if modes and stabilisers == "none":
       logging.info("peer %s B=%d %s", objective, batch_size, modes)
       report = run_peer(objective, batch_size, peer_settings(objective, cfg), modes)
@@ -294,29 +366,36 @@ def benchmark() -> dict[str, Any]:
         row["peer_error"] = report["error"]
       else:
         peer_meta = {k: v for k, v in report.items() if k != "rows"}
-        row["peer"] = {r["mode"]: {k: v for k, v in r.items()
-                                   if k not in ("objective", "batch_size", "mode")}
-                       for r in report["rows"]}
-        row["ratio_peer_over_jax"] = {mode: ratio(r, row["jax"])
-                                      for mode, r in row["peer"].items()}
+        row["peer"] = {
+          r["mode"]: {k: v for k, v in r.items() if k not in ("objective", "batch_size", "mode")}
+          for r in report["rows"]
+        }
+        row["ratio_peer_over_jax"] = {mode: ratio(r, row["jax"]) for mode, r in row["peer"].items()}
         best = [r for r in (ratio(r, row["jax"]) for r in row["peer"].values()) if r]
         row["ratio_best_peer_over_jax"] = min(best) if best else None
     row["load_average_after"] = load_average()
     rows.append(row)
   return {
-      "benchmark": "gan_jax DCGAN training iteration",
-      "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-      "device": device_info(),
-      "versions": versions(),
-      "settings": {"width": FLAGS.width, "image_size": FLAGS.image_size,
-                   "channels": FLAGS.channels, "warmup": FLAGS.warmup, "iters": FLAGS.iters,
-                   "windows": FLAGS.windows, "peer": FLAGS.peer, "devices": FLAGS.devices,
-                   "stabilisers": FLAGS.stabilisers,
-                   "ratio_basis": "ms_per_iter_median (peer / jax; > 1 means gan_jax faster)",
-                   "xla_flags": os.environ.get("XLA_FLAGS", ""),
-                   "jax_default_matmul_precision": jax.config.jax_default_matmul_precision},
-      "peer": peer_meta,
-      "rows": rows,
+    "benchmark": "gan_jax DCGAN training iteration",
+    "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    "device": device_info(),
+    "versions": versions(),
+    "settings": {
+      "width": FLAGS.width,
+      "image_size": FLAGS.image_size,
+      "channels": FLAGS.channels,
+      "warmup": FLAGS.warmup,
+      "iters": FLAGS.iters,
+      "windows": FLAGS.windows,
+      "peer": FLAGS.peer,
+      "devices": FLAGS.devices,
+      "stabilisers": FLAGS.stabilisers,
+      "ratio_basis": "ms_per_iter_median (peer / jax; > 1 means gan_jax faster)",
+      "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
+    },
+    "peer": peer_meta,
+    "rows": rows,
   }
 
 

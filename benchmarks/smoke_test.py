@@ -21,8 +21,7 @@ sys.path.insert(0, _HERE)
 
 import bench
 
-TINY = ["--batch_sizes=8", "--width=8", "--image_size=16", "--iters=2", "--warmup=1",
-        "--windows=2"]
+TINY = ["--batch_sizes=8", "--width=8", "--image_size=16", "--iters=2", "--warmup=1", "--windows=2"]
 
 
 def _peer_available() -> bool:
@@ -32,17 +31,25 @@ def _peer_available() -> bool:
 
 
 class BenchSmokeTest(unittest.TestCase):
-
   def _run(self, *args: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
       out = os.path.join(tmp, "bench.json")
       # Unoptimised XLA code generation compiles in a fraction of the time; this test checks
       # the CLI and its output, not speed.
-      env = {**os.environ, "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") +
-                                         " --xla_backend_optimization_level=0").strip()}
-      proc = subprocess.run([sys.executable, os.path.join(_HERE, "bench.py"), *TINY, *args,
-                             f"--out={out}"], capture_output=True, text=True, check=False,
-                            timeout=600, env=env)
+      env = {
+        **os.environ,
+        "XLA_FLAGS": (
+          os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+        ).strip(),
+      }
+      proc = subprocess.run(
+        [sys.executable, os.path.join(_HERE, "bench.py"), *TINY, *args, f"--out={out}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env=env,
+      )
       self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
       with open(out, encoding="utf-8") as f:
         report = json.load(f)
@@ -54,8 +61,9 @@ class BenchSmokeTest(unittest.TestCase):
     report = self._run("--objectives=non_saturating", "--peer=none")
     self.assertEqual(report["device"]["platform"], "cpu")
     (row,) = report["rows"]
-    self.assertEqual((row["objective"], row["batch_size"], row["images_per_iter"]),
-                     ("non_saturating", 8, 8))
+    self.assertEqual(
+      (row["objective"], row["batch_size"], row["images_per_iter"]), ("non_saturating", 8, 8)
+    )
     jax_row = row["jax"]
     self.assertGreater(jax_row["ms_per_iter"], 0)
     self.assertEqual(len(jax_row["window_ms"]), 2)

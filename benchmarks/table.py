@@ -41,15 +41,21 @@ def table(reports: list[dict], metric: str = WALL) -> str:
   for report in reports:
     device, versions = report["device"], report["versions"]
     peer = report.get("peer") or {}
-    lines.append(f"- {device['platform']} / {device['device_kind']} "
-                 f"({device.get('cpu_count')} host cores); jax {versions['jax']}, "
-                 f"flax {versions['flax']}"
-                 + (f"; torch {peer['torch_version']} on {peer['device']}" if peer else ""))
+    lines.append(
+      f"- {device['platform']} / {device['device_kind']} "
+      f"({device.get('cpu_count')} host cores); jax {versions['jax']}, "
+      f"flax {versions['flax']}"
+      + (f"; torch {peer['torch_version']} on {peer['device']}" if peer else "")
+    )
   what = "wall clock, median of windows" if metric == WALL else "process CPU time"
-  lines += ["", f"ms/iter: {what}; images/s: wall clock.", "",
-            "| objective | B | n_critic | gan_jax ms/iter | gan_jax images/s | torch eager "
-            "ms/iter | torch.compile ms/iter | eager / gan_jax | compile / gan_jax |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+  lines += [
+    "",
+    f"ms/iter: {what}; images/s: wall clock.",
+    "",
+    "| objective | B | n_critic | gan_jax ms/iter | gan_jax images/s | torch eager "
+    "ms/iter | torch.compile ms/iter | eager / gan_jax | compile / gan_jax |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ]
   for report in reports:
     for row in report["rows"]:
       jax_row, peer = row["jax"], row.get("peer", {})
@@ -57,11 +63,12 @@ def table(reports: list[dict], metric: str = WALL) -> str:
       stabilisers = row.get("stabilisers", "none")
       name = row["objective"] + ("" if stabilisers == "none" else f" + {stabilisers}")
       lines.append(
-          f"| {name} | {row['batch_size']} | {row['n_critic']} | "
-          f"{_ms(jax_row, metric)} | {images_per_s:.1f} | {_ms(peer.get('eager'), metric)} | "
-          f"{_ms(peer.get('compile'), metric)} | "
-          f"{_ratio(peer.get('eager'), jax_row, metric)} | "
-          f"{_ratio(peer.get('compile'), jax_row, metric)} |")
+        f"| {name} | {row['batch_size']} | {row['n_critic']} | "
+        f"{_ms(jax_row, metric)} | {images_per_s:.1f} | {_ms(peer.get('eager'), metric)} | "
+        f"{_ms(peer.get('compile'), metric)} | "
+        f"{_ratio(peer.get('eager'), jax_row, metric)} | "
+        f"{_ratio(peer.get('compile'), jax_row, metric)} |"
+      )
   return "\n".join(lines)
 
 

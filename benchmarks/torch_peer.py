@@ -34,17 +34,33 @@ from torch import nn
 # Settings of each objective as in configs/*.py; bench.py passes the values it reads from the
 # configs instead, these are for standalone runs.
 _ADAM = dict(name="adam", learning_rate=2e-4, b1=0.5, b2=0.999, eps=1e-8)
-_DCGAN = dict(n_critic=1, disc_norm="batch", init="normal", clip=None, gp_weight=None,
-              real_label=1.0, z_dim=100, optim_g=_ADAM, optim_d=_ADAM)
+_DCGAN = dict(
+  n_critic=1,
+  disc_norm="batch",
+  init="normal",
+  clip=None,
+  gp_weight=None,
+  real_label=1.0,
+  z_dim=100,
+  optim_g=_ADAM,
+  optim_d=_ADAM,
+)
 _RMSPROP = dict(name="rmsprop", learning_rate=5e-5, decay=0.99, eps=1e-8)
 _ADAM_GP = dict(name="adam", learning_rate=1e-4, b1=0.5, b2=0.9, eps=1e-8)
 DEFAULT_SETTINGS = {
-    "minimax": _DCGAN,
-    "non_saturating": _DCGAN,
-    "lsgan": _DCGAN,
-    "wgan": {**_DCGAN, "n_critic": 5, "clip": 0.01, "optim_g": _RMSPROP, "optim_d": _RMSPROP},
-    "wgan_gp": {**_DCGAN, "n_critic": 5, "disc_norm": "none", "init": "xavier",
-                "gp_weight": 10.0, "optim_g": _ADAM_GP, "optim_d": _ADAM_GP},
+  "minimax": _DCGAN,
+  "non_saturating": _DCGAN,
+  "lsgan": _DCGAN,
+  "wgan": {**_DCGAN, "n_critic": 5, "clip": 0.01, "optim_g": _RMSPROP, "optim_d": _RMSPROP},
+  "wgan_gp": {
+    **_DCGAN,
+    "n_critic": 5,
+    "disc_norm": "none",
+    "init": "xavier",
+    "gp_weight": 10.0,
+    "optim_g": _ADAM_GP,
+    "optim_d": _ADAM_GP,
+  },
 }
 
 OBJECTIVES = tuple(DEFAULT_SETTINGS)
@@ -68,8 +84,7 @@ def num_resolution_steps(image_size: int) -> tuple[int, int]:
 class Generator(nn.Module):
   """DCGAN G: z (B, Z) -> images (B, channels, H, W) in [-1, 1]."""
 
-  def __init__(self, image_size: int = 32, channels: int = 3, width: int = 64,
-               z_dim: int = 100):
+  def __init__(self, image_size: int = 32, channels: int = 3, width: int = 64, z_dim: int = 100):
     super().__init__()
     steps, self.base = num_resolution_steps(image_size)
     self.features = width * 2 ** (steps - 1)
@@ -79,8 +94,11 @@ class Generator(nn.Module):
     layers = []
     features = self.features
     for _ in range(steps - 1):
-      layers += [nn.ConvTranspose2d(features, features // 2, 4, 2, 1, bias=False),
-                 nn.BatchNorm2d(features // 2, momentum=0.1, eps=1e-5), nn.ReLU(inplace=True)]
+      layers += [
+        nn.ConvTranspose2d(features, features // 2, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(features // 2, momentum=0.1, eps=1e-5),
+        nn.ReLU(inplace=True),
+      ]
       features //= 2
     layers += [nn.ConvTranspose2d(features, channels, 4, 2, 1, bias=True), nn.Tanh()]
     self.body = nn.Sequential(*layers)
@@ -94,8 +112,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
   """DCGAN D (norm="batch", no BN on the input layer) or WGAN-GP critic (norm="none")."""
 
-  def __init__(self, image_size: int = 32, channels: int = 3, width: int = 64,
-               norm: str = "batch"):
+  def __init__(self, image_size: int = 32, channels: int = 3, width: int = 64, norm: str = "batch"):
     super().__init__()
     if norm not in ("batch", "none"):
       raise ValueError(f"norm must be batch or none, got {norm!r}")
@@ -147,11 +164,13 @@ def make_optimizer(params, cfg: dict[str, Any], device: torch.device):
   for extra in (kwargs, {"foreach": True}, {}):
     try:
       if name == "adam":
-        return torch.optim.Adam(params, lr=cfg["learning_rate"], betas=(cfg["b1"], cfg["b2"]),
-                                eps=cfg["eps"], **extra)
+        return torch.optim.Adam(
+          params, lr=cfg["learning_rate"], betas=(cfg["b1"], cfg["b2"]), eps=cfg["eps"], **extra
+        )
       if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg["learning_rate"], alpha=cfg["decay"],
-                                   eps=cfg["eps"], **extra)
+        return torch.optim.RMSprop(
+          params, lr=cfg["learning_rate"], alpha=cfg["decay"], eps=cfg["eps"], **extra
+        )
     except (RuntimeError, TypeError, ValueError):
       continue
     raise ValueError(f"unsupported optimiser {name!r}")
@@ -164,7 +183,7 @@ def discriminator_loss(objective: str, d_real, d_fake, real_label: float):
     real = real_label * F.softplus(-d_real) + (1.0 - real_label) * F.softplus(d_real)
     return real.mean() + F.softplus(d_fake).mean()
   if objective == "lsgan":
-    return ((d_real - 1.0) ** 2).mean() + (d_fake ** 2).mean()
+    return ((d_real - 1.0) ** 2).mean() + (d_fake**2).mean()
   if objective in ("wgan", "wgan_gp"):
     return d_fake.mean() - d_real.mean()
   raise ValueError(f"unknown objective {objective!r}")
@@ -195,9 +214,20 @@ def gradient_penalty(critic, x_real, x_fake):
 class Peer:
   """G, D, their optimisers and the training iteration of one objective."""
 
-  def __init__(self, objective: str, settings: dict[str, Any], *, batch_size: int,
-               width: int, image_size: int, channels: int, device: torch.device,
-               channels_last: bool, compile_mode: str | None, seed: int = 0):
+  def __init__(
+    self,
+    objective: str,
+    settings: dict[str, Any],
+    *,
+    batch_size: int,
+    width: int,
+    image_size: int,
+    channels: int,
+    device: torch.device,
+    channels_last: bool,
+    compile_mode: str | None,
+    seed: int = 0,
+  ):
     torch.manual_seed(seed)
     self.objective = objective
     self.settings = settings
@@ -276,9 +306,9 @@ def configure(device: torch.device, threads: int) -> dict[str, Any]:
   else:
     torch.set_num_threads(threads)
   return {
-      "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if device.type == "cuda" else None,
-      "tf32": device.type == "cuda",
-      "num_threads": torch.get_num_threads(),
+    "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if device.type == "cuda" else None,
+    "tf32": device.type == "cuda",
+    "num_threads": torch.get_num_threads(),
   }
 
 
@@ -287,8 +317,9 @@ def synchronize(device: torch.device) -> None:
     torch.cuda.synchronize(device)
 
 
-def time_peer(peer: Peer, batches_u8: torch.Tensor, *, warmup: int, iters: int,
-              windows: int) -> dict[str, Any]:
+def time_peer(
+  peer: Peer, batches_u8: torch.Tensor, *, warmup: int, iters: int, windows: int
+) -> dict[str, Any]:
   """Times `peer.iteration`: the first call, warm-up, then `windows` timed windows.
 
   Returns ms/iter over all timed iterations and the median ms/iter of the windows.
@@ -311,9 +342,14 @@ def time_peer(peer: Peer, batches_u8: torch.Tensor, *, warmup: int, iters: int,
     cpu_s += time.process_time() - start_cpu
     total_s += elapsed
     window_ms.append(1e3 * elapsed / n)
-  return {"first_iteration_s": first_s, "ms_per_iter": 1e3 * total_s / sum(per_window),
-          "ms_per_iter_median": statistics.median(window_ms), "window_ms": window_ms,
-          "cpu_ms_per_iter": 1e3 * cpu_s / sum(per_window), "iters": sum(per_window)}
+  return {
+    "first_iteration_s": first_s,
+    "ms_per_iter": 1e3 * total_s / sum(per_window),
+    "ms_per_iter_median": statistics.median(window_ms),
+    "window_ms": window_ms,
+    "cpu_ms_per_iter": 1e3 * cpu_s / sum(per_window),
+    "iters": sum(per_window),
+  }
 
 
 def split_iterations(iters: int, windows: int) -> list[int]:
@@ -323,9 +359,25 @@ def split_iterations(iters: int, windows: int) -> list[int]:
   return [base + (i < extra) for i in range(windows)]
 
 
-def run(objectives, batch_sizes, *, modes=("eager",), width=64, image_size=32, channels=3,
-        warmup=5, iters=50, windows=5, settings=None, device=None, threads=None,
-        channels_last=None, compile_mode="default", seed=0, log=None) -> dict[str, Any]:
+def run(
+  objectives,
+  batch_sizes,
+  *,
+  modes=("eager",),
+  width=64,
+  image_size=32,
+  channels=3,
+  warmup=5,
+  iters=50,
+  windows=5,
+  settings=None,
+  device=None,
+  threads=None,
+  channels_last=None,
+  compile_mode="default",
+  seed=0,
+  log=None,
+) -> dict[str, Any]:
   """Times the peer for every (objective, batch size, mode); returns a JSON-able report.
 
   Args:
@@ -353,15 +405,33 @@ def run(objectives, batch_sizes, *, modes=("eager",), width=64, image_size=32, c
     s = settings[objective]
     for batch_size in batch_sizes:
       gen = torch.Generator().manual_seed(seed)
-      images = torch.randint(0, 256, (s["n_critic"], batch_size, image_size, image_size,
-                                      channels), dtype=torch.uint8, generator=gen).to(device)
+      images = torch.randint(
+        0,
+        256,
+        (s["n_critic"], batch_size, image_size, image_size, channels),
+        dtype=torch.uint8,
+        generator=gen,
+      ).to(device)
       for mode in modes:
-        row = {"objective": objective, "batch_size": batch_size, "mode": mode,
-               "n_critic": s["n_critic"]}
+        row = {
+          "objective": objective,
+          "batch_size": batch_size,
+          "mode": mode,
+          "n_critic": s["n_critic"],
+        }
         try:
-          peer = Peer(objective, s, batch_size=batch_size, width=width, image_size=image_size,
-                      channels=channels, device=device, channels_last=channels_last,
-                      compile_mode=compile_mode if mode == "compile" else None, seed=seed)
+          peer = Peer(
+            objective,
+            s,
+            batch_size=batch_size,
+            width=width,
+            image_size=image_size,
+            channels=channels,
+            device=device,
+            channels_last=channels_last,
+            compile_mode=compile_mode if mode == "compile" else None,
+            seed=seed,
+          )
           row.update(time_peer(peer, images, warmup=warmup, iters=iters, windows=windows))
           row["images_per_s"] = s["n_critic"] * batch_size * 1e3 / row["ms_per_iter"]
           row["iters_per_s"] = 1e3 / row["ms_per_iter"]
@@ -377,55 +447,76 @@ def run(objectives, batch_sizes, *, modes=("eager",), width=64, image_size=32, c
         if log:
           log(json.dumps(row))
   return {
-      "framework": "torch",
-      "torch_version": torch.__version__,
-      "python": platform.python_version(),
-      "device": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                 else f"cpu ({platform.processor() or platform.machine()})"),
-      "device_type": device.type,
-      "cpu_count": os.cpu_count(),
-      "channels_last": channels_last,
-      "compile_mode": compile_mode,
-      **backend,
-      "rows": rows,
+    "framework": "torch",
+    "torch_version": torch.__version__,
+    "python": platform.python_version(),
+    "device": (
+      torch.cuda.get_device_name(device)
+      if device.type == "cuda"
+      else f"cpu ({platform.processor() or platform.machine()})"
+    ),
+    "device_type": device.type,
+    "cpu_count": os.cpu_count(),
+    "channels_last": channels_last,
+    "compile_mode": compile_mode,
+    **backend,
+    "rows": rows,
   }
 
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--objectives", default="non_saturating,wgan_gp",
-                      help=f"Comma-separated, from {', '.join(OBJECTIVES)}.")
+  parser.add_argument(
+    "--objectives",
+    default="non_saturating,wgan_gp",
+    help=f"Comma-separated, from {', '.join(OBJECTIVES)}.",
+  )
   parser.add_argument("--batch_sizes", default="64,256,1024", help="Comma-separated B.")
-  parser.add_argument("--modes", default="eager,compile",
-                      help="eager and/or compile (torch.compile of G and D).")
+  parser.add_argument(
+    "--modes", default="eager,compile", help="eager and/or compile (torch.compile of G and D)."
+  )
   parser.add_argument("--width", type=int, default=64, help="Network width C.")
   parser.add_argument("--image_size", type=int, default=32)
   parser.add_argument("--channels", type=int, default=3)
-  parser.add_argument("--warmup", type=int, default=5,
-                      help="Untimed iterations, the first (which compiles) included.")
+  parser.add_argument(
+    "--warmup", type=int, default=5, help="Untimed iterations, the first (which compiles) included."
+  )
   parser.add_argument("--iters", type=int, default=50, help="Timed iterations.")
   parser.add_argument("--windows", type=int, default=5, help="Timing windows.")
   parser.add_argument("--device", default=None, help="Default: cuda if available, else cpu.")
-  parser.add_argument("--threads", type=int, default=None,
-                      help="CPU threads (default: all cores).")
-  parser.add_argument("--channels_last", choices=("auto", "yes", "no"), default="auto",
-                      help="auto: channels-last on CUDA only.")
+  parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores).")
+  parser.add_argument(
+    "--channels_last",
+    choices=("auto", "yes", "no"),
+    default="auto",
+    help="auto: channels-last on CUDA only.",
+  )
   parser.add_argument("--compile_mode", default="default", help="torch.compile mode.")
-  parser.add_argument("--settings_json", default=None,
-                      help="JSON object: objective -> settings (as DEFAULT_SETTINGS).")
+  parser.add_argument(
+    "--settings_json",
+    default=None,
+    help="JSON object: objective -> settings (as DEFAULT_SETTINGS).",
+  )
   parser.add_argument("--out", default=None, help="Write the JSON here instead of stdout.")
   args = parser.parse_args(argv)
   settings = json.loads(args.settings_json) if args.settings_json else None
   report = run(
-      [o for o in args.objectives.split(",") if o],
-      [int(b) for b in args.batch_sizes.split(",") if b],
-      modes=[m for m in args.modes.split(",") if m], width=args.width,
-      image_size=args.image_size, channels=args.channels, warmup=args.warmup,
-      iters=args.iters, windows=args.windows, settings=settings, device=args.device,
-      threads=args.threads,
-      channels_last={"auto": None, "yes": True, "no": False}[args.channels_last],
-      compile_mode=args.compile_mode,
-      log=lambda line: print(line, file=sys.stderr, flush=True))
+    [o for o in args.objectives.split(",") if o],
+    [int(b) for b in args.batch_sizes.split(",") if b],
+    modes=[m for m in args.modes.split(",") if m],
+    width=args.width,
+    image_size=args.image_size,
+    channels=args.channels,
+    warmup=args.warmup,
+    iters=args.iters,
+    windows=args.windows,
+    settings=settings,
+    device=args.device,
+    threads=args.threads,
+    channels_last={"auto": None, "yes": True, "no": False}[args.channels_last],
+    compile_mode=args.compile_mode,
+    log=lambda line: print(line, file=sys.stderr, flush=True),
+  )
   text = json.dumps(report, indent=2)
   if args.out:
     with open(args.out, "w", encoding="utf-8") as f:

@@ -84,8 +84,10 @@ def main(argv=None) -> None:
         config = json.load(f)
       data = ("stacked_" if config["data"]["stacked"] else "") + config["data"]["name"]
       runs[f"{setting}_s{seed}"] = Run(setting, path, config, data, plots.read_metrics(path))
-  print("| run | γ | N_h / N_z | steps | final FID | best FID | final modes | k_t (last 500) "
-        "| L(G(z))/L(x) (last 500) | final M_global | lr factor | M_global vs FID |")
+  print(
+    "| run | γ | N_h / N_z | steps | final FID | best FID | final modes | k_t (last 500) "
+    "| L(G(z))/L(x) (last 500) | final M_global | lr factor | M_global vs FID |"
+  )
   print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
   pooled: dict[str, list[np.ndarray]] = {}
   points = {}  # run name -> (M_global, FID) at its evaluations, for the table and the scatter
@@ -95,12 +97,14 @@ def main(argv=None) -> None:
     _, m, fid = points[name]
     pooled.setdefault(data, []).append(np.stack([m, fid]))
     modes = series.get("eval/modes")
-    print(f"| {name} | {config['objective']['gamma']} | {config['model']['hidden_dim']} / "
-          f"{config['model']['z_dim']} | {int(series[M_GLOBAL][0][-1])} | {fid[-1]:.1f} | "
-          f"{fid.min():.1f} | {int(modes[1][-1]) if modes else '–'} | "
-          f"{_tail_mean(series, 'began/k'):.4f} | {_tail_mean(series, 'began/ratio'):.3f} | "
-          f"{series[M_GLOBAL][1][-1]:.4f} | {series['began/lr_scale'][1][-1]:g} | "
-          f"{correlation(m, fid)} |")
+    print(
+      f"| {name} | {config['objective']['gamma']} | {config['model']['hidden_dim']} / "
+      f"{config['model']['z_dim']} | {int(series[M_GLOBAL][0][-1])} | {fid[-1]:.1f} | "
+      f"{fid.min():.1f} | {int(modes[1][-1]) if modes else '–'} | "
+      f"{_tail_mean(series, 'began/k'):.4f} | {_tail_mean(series, 'began/ratio'):.3f} | "
+      f"{series[M_GLOBAL][1][-1]:.4f} | {series['began/lr_scale'][1][-1]:g} | "
+      f"{correlation(m, fid)} |"
+    )
   print()
   for data, chunks in sorted(pooled.items()):
     m, fid = np.concatenate(chunks, axis=1)
@@ -114,8 +118,11 @@ def main(argv=None) -> None:
   for run in runs.values():
     by_data.setdefault(run.data, {}).setdefault(run.setting, []).append(run.series)
   for data, settings in by_data.items():
-    print(plots.plot_panels(settings, [M_GLOBAL, FID], os.path.join(args.out, f"{data}.png"),
-                            log_y=True))
+    print(
+      plots.plot_panels(
+        settings, [M_GLOBAL, FID], os.path.join(args.out, f"{data}.png"), log_y=True
+      )
+    )
   plt = plots.pyplot()
   fig, ax = plt.subplots(figsize=(5.5, 4), dpi=110)
   for name, (_, m, fid) in points.items():
@@ -130,8 +137,9 @@ def main(argv=None) -> None:
   for name, run in runs.items():
     grids = sorted(os.listdir(os.path.join(run.path, "samples")))
     if grids:
-      shutil.copy(os.path.join(run.path, "samples", grids[-1]),
-                  os.path.join(args.out, f"{name}.png"))
+      shutil.copy(
+        os.path.join(run.path, "samples", grids[-1]), os.path.join(args.out, f"{name}.png")
+      )
 
 
 if __name__ == "__main__":

@@ -54,13 +54,20 @@ def collect(runs_dir: str, unfinished: list[str] | None = None) -> dict[str, dic
   return dict(groups)
 
 
-def table(groups, metric: str, trained_below: float, trained_below_stacked: float,
-          modes_metric: str = "eval/modes") -> str:
+def table(
+  groups,
+  metric: str,
+  trained_below: float,
+  trained_below_stacked: float,
+  modes_metric: str = "eval/modes",
+) -> str:
   """The Markdown table (see the module docstring)."""
-  lines = [f"| setting | seeds | final {metric} | best {metric} | best at step | final per seed "
-           f"| trained (final < {trained_below:g}; stacked < {trained_below_stacked:g}) "
-           "| final modes | steps | median it/s |",
-           "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+  lines = [
+    f"| setting | seeds | final {metric} | best {metric} | best at step | final per seed "
+    f"| trained (final < {trained_below:g}; stacked < {trained_below_stacked:g}) "
+    "| final modes | steps | median it/s |",
+    "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+  ]
   for setting, seeds in sorted(groups.items()):
     finals, bests, best_steps, modes, last_steps, per_seed, rates = [], [], [], [], [], [], []
     for seed, path in sorted(seeds.items()):
@@ -81,11 +88,13 @@ def table(groups, metric: str, trained_below: float, trained_below_stacked: floa
       continue
     threshold = trained_below_stacked if "stacked" in setting else trained_below
     trained = sum(bool(v < threshold) for v in finals)
-    lines.append(f"| {setting} | {len(finals)} | {_fmt(finals)} | {_fmt(bests)} | "
-                 f"{'/'.join(map(str, best_steps))} | {', '.join(per_seed)} | "
-                 f"{trained}/{len(finals)} | {_fmt(modes, 0) if modes else '–'} | "
-                 f"{'/'.join(map(str, sorted(set(last_steps))))} | "
-                 f"{np.median(rates) if rates else float('nan'):.2f} |")
+    lines.append(
+      f"| {setting} | {len(finals)} | {_fmt(finals)} | {_fmt(bests)} | "
+      f"{'/'.join(map(str, best_steps))} | {', '.join(per_seed)} | "
+      f"{trained}/{len(finals)} | {_fmt(modes, 0) if modes else '–'} | "
+      f"{'/'.join(map(str, sorted(set(last_steps))))} | "
+      f"{np.median(rates) if rates else float('nan'):.2f} |"
+    )
   return "\n".join(lines)
 
 
@@ -93,10 +102,18 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("runs_dir")
   parser.add_argument("--metric", default="eval/classifier_fid")
-  parser.add_argument("--trained_below", type=float, default=100.0,
-                      help="a run 'trained at all' if its final metric is below this")
-  parser.add_argument("--trained_below_stacked", type=float, default=1000.0,
-                      help="--trained_below for settings on stacked data")
+  parser.add_argument(
+    "--trained_below",
+    type=float,
+    default=100.0,
+    help="a run 'trained at all' if its final metric is below this",
+  )
+  parser.add_argument(
+    "--trained_below_stacked",
+    type=float,
+    default=1000.0,
+    help="--trained_below for settings on stacked data",
+  )
   parser.add_argument("--out", default="", help="folder for the curves (none if empty)")
   args = parser.parse_args(argv)
   unfinished = []
@@ -117,8 +134,9 @@ def main(argv=None) -> None:
         if not any(metric in _read_metrics(p) for p in paths):
           continue
         out = os.path.join(args.out, f"{name}_{metric.split('/')[-1]}.png")
-        plots.plot({s: [_read_metrics(p) for p in runs] for s, runs in settings.items()},
-                   [metric], out)
+        plots.plot(
+          {s: [_read_metrics(p) for p in runs] for s, runs in settings.items()}, [metric], out
+        )
         print(out)
 
 

@@ -23,6 +23,19 @@ from gan_jax.train import abstract_state, compile_train_iteration, init_state, t
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "RunSpec", "__version__", "abstract_state", "build_spec",
-           "compile_train_iteration", "configs", "core", "games", "init_state", "losses",
-           "metrics", "sampling", "train_and_evaluate"]
+__all__ = [
+  "ConfigError",
+  "RunSpec",
+  "__version__",
+  "abstract_state",
+  "build_spec",
+  "compile_train_iteration",
+  "configs",
+  "core",
+  "games",
+  "init_state",
+  "losses",
+  "metrics",
+  "sampling",
+  "train_and_evaluate",
+]

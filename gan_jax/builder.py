@@ -36,6 +36,7 @@ class Summary:
     names: the panels' names.
     fn: (game, state, real images (N, H, W, C) in [-1, 1]) -> one image batch per name.
   """
+
   names: tuple[str, ...]
   fn: Callable[[Any, Any, jax.Array], tuple[jax.Array, ...]]
 
@@ -60,6 +61,7 @@ class SpecBuilder:
     rebuild_at: the next step at which the spec changes (the loop rebuilds and recompiles
       then), or None.
   """
+
   config: Any
   step: int
   image_shape: tuple[int, int, int]
@@ -86,9 +88,10 @@ class SpecBuilder:
     if name not in self.config.optim:
       raise ConfigError(f"network {name!r} needs an optimiser section optim.{name}")
     self.networks[name] = Network(
-        module=module,
-        optimizer=build_optimizer(self.config.optim[name].to_dict(), f"optim.{name}"),
-        example_input=jax.ShapeDtypeStruct(example_shape, jnp.float32))
+      module=module,
+      optimizer=build_optimizer(self.config.optim[name].to_dict(), f"optim.{name}"),
+      example_input=jax.ShapeDtypeStruct(example_shape, jnp.float32),
+    )
 
   def phase(self, name: str) -> Phase:
     for p in self.phases:
@@ -97,8 +100,7 @@ class SpecBuilder:
     raise KeyError(f"no phase {name!r}; phases: {[p.name for p in self.phases]}")
 
   def update_phase(self, name: str, **changes) -> None:
-    self.phases = [dataclasses.replace(p, **changes) if p.name == name else p
-                   for p in self.phases]
+    self.phases = [dataclasses.replace(p, **changes) if p.name == name else p for p in self.phases]
 
   def add_terms(self, phase_name: str, *terms: Term) -> None:
     self.update_phase(phase_name, terms=self.phase(phase_name).terms + tuple(terms))

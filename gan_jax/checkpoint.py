@@ -47,17 +47,22 @@ class Checkpointer:
       metric (passed to `save`) instead of the latest ones.
   """
 
-  def __init__(self, directory: str, keep: int, config: dict[str, Any],
-               metric: tuple[str, str] | None = None):
+  def __init__(
+    self, directory: str, keep: int, config: dict[str, Any], metric: tuple[str, str] | None = None
+  ):
     self.directory = os.path.abspath(directory)
     self.config = config
     best = {}
     if metric is not None:
       name, mode = metric
-      best = dict(best_fn=lambda metrics: metrics[name], best_mode=mode,
-                  keep_checkpoints_without_metrics=False)
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                           cleanup_tmp_directories=True, **best)
+      best = dict(
+        best_fn=lambda metrics: metrics[name],
+        best_mode=mode,
+        keep_checkpoints_without_metrics=False,
+      )
+    options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, create=True, cleanup_tmp_directories=True, **best
+    )
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self) -> int | None:
@@ -82,20 +87,25 @@ class Checkpointer:
       changed = _config_diff(meta.get("config", {}), self.config)
       leaves = sorted(set(meta["signature"].items()) ^ set(expected.items()))[:6]
       raise ConfigError(
-          f"the checkpoint at step {step} in {self.directory} was written by an incompatible "
-          f"config; nothing was restored or overwritten. Config fields that differ: "
-          f"{changed or 'none recorded'}. First differing state leaves: {leaves}. Use a new "
-          f"--workdir, or the original config to resume.")
+        f"the checkpoint at step {step} in {self.directory} was written by an incompatible "
+        f"config; nothing was restored or overwritten. Config fields that differ: "
+        f"{changed or 'none recorded'}. First differing state leaves: {leaves}. Use a new "
+        f"--workdir, or the original config to resume."
+      )
     restored = self._manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
+    )
     return restored["state"]
 
   def save(self, step: int, state: Any, metrics: dict[str, float] | None = None) -> None:
     """Saves `state` as checkpoint `step` (asynchronously; see `wait`)."""
     meta = {"config": self.config, "signature": state_signature(state)}
-    self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                    meta=ocp.args.JsonSave(meta)),
-                       metrics=metrics, force=True)
+    self._manager.save(
+      step,
+      args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+      metrics=metrics,
+      force=True,
+    )
 
   def wait(self) -> None:
     """Blocks until pending saves are complete."""

@@ -38,12 +38,13 @@ def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) 
   n, h, w, c = images.shape
   columns = columns or math.ceil(math.sqrt(n))
   rows = math.ceil(n / columns)
-  grid = np.full((rows * (h + padding) + padding, columns * (w + padding) + padding, c), 255,
-                 np.uint8)
+  grid = np.full(
+    (rows * (h + padding) + padding, columns * (w + padding) + padding, c), 255, np.uint8
+  )
   for i, im in enumerate(images):
     r, col = divmod(i, columns)
     top, left = padding + r * (h + padding), padding + col * (w + padding)
-    grid[top:top + h, left:left + w] = im
+    grid[top : top + h, left : left + w] = im
   return grid
 
 
@@ -62,6 +63,6 @@ def side_by_side(images: list[np.ndarray], gap: int = 8) -> np.ndarray:
   canvas = np.full((height, width, channels), 255, np.uint8)
   left = 0
   for im in images:
-    canvas[:im.shape[0], left:left + im.shape[1]] = im
+    canvas[: im.shape[0], left : left + im.shape[1]] = im
     left += im.shape[1] + gap
   return canvas

@@ -58,6 +58,7 @@ class Objective:
       kept in a controller's state), or None.
     summaries: image panels for the sample grids (BEGAN: D's reconstructions).
   """
+
   discriminator: tuple[Term, ...]
   generator: tuple[Term, ...]
   discriminator_constraint: Callable[[Any], Any] | None = None
@@ -74,44 +75,55 @@ OBJECTIVES: Registry[Callable[[Mapping[str, Any]], Objective]] = Registry("objec
 @OBJECTIVES.register("minimax")
 def _minimax(cfg: Mapping[str, Any]) -> Objective:
   return Objective(
-      discriminator=(Term("adv", functools.partial(minimax_discriminator_loss,
-                                                   real_label=cfg["real_label"])),),
-      generator=(Term("adv", minimax_generator_loss),),
-      lens_adversarial=lens_minimax_loss)
+    discriminator=(
+      Term("adv", functools.partial(minimax_discriminator_loss, real_label=cfg["real_label"])),
+    ),
+    generator=(Term("adv", minimax_generator_loss),),
+    lens_adversarial=lens_minimax_loss,
+  )
 
 
 @OBJECTIVES.register("non_saturating")
 def _non_saturating(cfg: Mapping[str, Any]) -> Objective:
   return Objective(
-      discriminator=(Term("adv", functools.partial(minimax_discriminator_loss,
-                                                   real_label=cfg["real_label"])),),
-      generator=(Term("adv", non_saturating_generator_loss),),
-      lens_adversarial=lens_minimax_loss)
+    discriminator=(
+      Term("adv", functools.partial(minimax_discriminator_loss, real_label=cfg["real_label"])),
+    ),
+    generator=(Term("adv", non_saturating_generator_loss),),
+    lens_adversarial=lens_minimax_loss,
+  )
 
 
 @OBJECTIVES.register("lsgan")
 def _lsgan(cfg: Mapping[str, Any]) -> Objective:
   del cfg
-  return Objective(discriminator=(Term("adv", lsgan_discriminator_loss),),
-                   generator=(Term("adv", lsgan_generator_loss),),
-                   lens_adversarial=lens_lsgan_loss)
+  return Objective(
+    discriminator=(Term("adv", lsgan_discriminator_loss),),
+    generator=(Term("adv", lsgan_generator_loss),),
+    lens_adversarial=lens_lsgan_loss,
+  )
 
 
 @OBJECTIVES.register("wgan")
 def _wgan(cfg: Mapping[str, Any]) -> Objective:
-  return Objective(discriminator=(Term("adv", wasserstein_critic_loss),),
-                   generator=(Term("adv", wasserstein_generator_loss),),
-                   discriminator_constraint=functools.partial(clip_weights, clip=cfg["clip"]),
-                   lens_adversarial=lens_wasserstein_loss)
+  return Objective(
+    discriminator=(Term("adv", wasserstein_critic_loss),),
+    generator=(Term("adv", wasserstein_generator_loss),),
+    discriminator_constraint=functools.partial(clip_weights, clip=cfg["clip"]),
+    lens_adversarial=lens_wasserstein_loss,
+  )
 
 
 @OBJECTIVES.register("wgan_gp")
 def _wgan_gp(cfg: Mapping[str, Any]) -> Objective:
   return Objective(
-      discriminator=(Term("adv", wasserstein_critic_loss),
-                     Term("gp", gradient_penalty, weight=cfg["gp_weight"])),
-      generator=(Term("adv", wasserstein_generator_loss),),
-      lens_adversarial=lens_wasserstein_loss)
+    discriminator=(
+      Term("adv", wasserstein_critic_loss),
+      Term("gp", gradient_penalty, weight=cfg["gp_weight"]),
+    ),
+    generator=(Term("adv", wasserstein_generator_loss),),
+    lens_adversarial=lens_wasserstein_loss,
+  )
 
 
 @OBJECTIVES.register("began")
@@ -119,9 +131,11 @@ def _began(cfg: Mapping[str, Any]) -> Objective:
   # BEGAN Sec. 3.4: both players' gradients at (θ_t, φ_t), with separate z_D and z_G; k_t and
   # the learning-rate factor are the controller's state.
   settings = began_lib.EquilibriumSettings.from_config(cfg)
-  return Objective(discriminator=(Term("adv", began_discriminator_loss),),
-                   generator=(Term("adv", began_generator_loss),),
-                   controllers=(began_lib.equilibrium_controller(settings),),
-                   simultaneous=True,
-                   update_scale=began_lib.lr_scale,
-                   summaries=(began_lib.RECONSTRUCTION_SUMMARY,))
+  return Objective(
+    discriminator=(Term("adv", began_discriminator_loss),),
+    generator=(Term("adv", began_generator_loss),),
+    controllers=(began_lib.equilibrium_controller(settings),),
+    simultaneous=True,
+    update_scale=began_lib.lr_scale,
+    summaries=(began_lib.RECONSTRUCTION_SUMMARY,),
+  )

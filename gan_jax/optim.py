@@ -18,15 +18,15 @@ OPTIMIZERS = Registry("optimizer")
 
 @OPTIMIZERS.register("adam")
 def _adam(cfg: Mapping[str, Any]) -> optax.GradientTransformation:
-  return optax.adam(learning_rate=cfg["learning_rate"], b1=cfg["b1"], b2=cfg["b2"],
-                    eps=cfg["eps"])
+  return optax.adam(learning_rate=cfg["learning_rate"], b1=cfg["b1"], b2=cfg["b2"], eps=cfg["eps"])
 
 
 @OPTIMIZERS.register("rmsprop")
 def _rmsprop(cfg: Mapping[str, Any]) -> optax.GradientTransformation:
   # eps outside the square root, as in the PyTorch RMSprop of the reference WGAN code.
-  return optax.rmsprop(learning_rate=cfg["learning_rate"], decay=cfg["decay"], eps=cfg["eps"],
-                       eps_in_sqrt=False)
+  return optax.rmsprop(
+    learning_rate=cfg["learning_rate"], decay=cfg["decay"], eps=cfg["eps"], eps_in_sqrt=False
+  )
 
 
 @OPTIMIZERS.register("sgd")

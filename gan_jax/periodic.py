@@ -21,6 +21,7 @@ class PeriodicAction:
     last_step: the run's final step.
     at_end: also run at the final step.
   """
+
   name: str
   every: int
   fn: Callable[[int], None]
@@ -29,8 +30,7 @@ class PeriodicAction:
 
   def due(self, step: int) -> bool:
     """Whether the action runs after iteration `step`."""
-    return bool((self.every and step % self.every == 0)
-                or (self.at_end and step == self.last_step))
+    return bool((self.every and step % self.every == 0) or (self.at_end and step == self.last_step))
 
   def __call__(self, step: int) -> None:
     self.fn(step)

@@ -59,8 +59,9 @@ def make_panels(spec):
   return panels
 
 
-def make_sample_fn(spec, state: TrainState, seed: int, batch_size: int = 500
-                   ) -> Callable[[int], np.ndarray]:
+def make_sample_fn(
+  spec, state: TrainState, seed: int, batch_size: int = 500
+) -> Callable[[int], np.ndarray]:
   """sample_fn(n) -> n generated images (n, H, W, C) float32 in [-1, 1], for evaluators.
 
   The inputs are fixed (the same for every call and step, drawn from `seed`, independent of
@@ -74,9 +75,9 @@ def make_sample_fn(spec, state: TrainState, seed: int, batch_size: int = 500
     inputs = np.asarray(fixed_inputs(spec, seed, n, EVALUATION))
     out = []
     for lo in range(0, n, batch_size):
-      chunk = inputs[lo:lo + batch_size]
+      chunk = inputs[lo : lo + batch_size]
       images = sampler(state, parallel.pad_batch(chunk, batch_size))[GENERATED]
-      out.append(np.asarray(images)[:len(chunk)])
+      out.append(np.asarray(images)[: len(chunk)])
     return np.concatenate(out).astype(np.float32)
 
   return sample_fn

@@ -46,6 +46,7 @@ class RunSpec:
     rebuild_at: step at which the run's spec changes (rebuild with build_spec(config, step)),
       or None.
   """
+
   game: Game
   networks: Mapping[str, Network]
   phases: tuple[Phase, ...]
@@ -64,8 +65,9 @@ class RunSpec:
     return max(p.repeats for p in self.phases)
 
 
-def build_spec(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None,
-               step: int = 0) -> RunSpec:
+def build_spec(
+  config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None, step: int = 0
+) -> RunSpec:
   """Builds the RunSpec of `config` on `mesh` (default: train.devices) for training step `step`.
 
   Raises:
@@ -77,8 +79,9 @@ def build_spec(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None
     mesh = parallel.make_mesh(train["devices"])
   batch_size = train["batch_size"]
   if batch_size % mesh.size:
-    raise ConfigError(f"train.batch_size={batch_size} is not divisible by the {mesh.size} "
-                      "devices of the mesh")
+    raise ConfigError(
+      f"train.batch_size={batch_size} is not divisible by the {mesh.size} devices of the mesh"
+    )
   if train["n_critic"] < 1:
     raise ConfigError(f"train.n_critic must be >= 1, got {train['n_critic']}")
   image_shape = (data["image_size"], data["image_size"], data["channels"])
@@ -88,11 +91,19 @@ def build_spec(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None
   apply_stabilisers(builder, config)
   game = finish(builder)
   ema_decay = train["ema_decay"] or None
-  spec = RunSpec(game=game, networks=dict(builder.networks), phases=tuple(builder.phases),
-                 controllers=tuple(builder.controllers), ema_decay=ema_decay,
-                 ema_networks=builder.ema_networks if ema_decay else (),
-                 image_shape=image_shape, batch_size=batch_size, mesh=mesh,
-                 summaries=tuple(builder.summaries), rebuild_at=builder.rebuild_at)
+  spec = RunSpec(
+    game=game,
+    networks=dict(builder.networks),
+    phases=tuple(builder.phases),
+    controllers=tuple(builder.controllers),
+    ema_decay=ema_decay,
+    ema_networks=builder.ema_networks if ema_decay else (),
+    image_shape=image_shape,
+    batch_size=batch_size,
+    mesh=mesh,
+    summaries=tuple(builder.summaries),
+    rebuild_at=builder.rebuild_at,
+  )
   validate(spec)
   return spec
 
@@ -105,15 +116,20 @@ def validate(spec: RunSpec) -> None:
   for phase in spec.phases:
     unknown = [n for n in phase.networks if n not in spec.networks]
     if unknown:
-      raise ConfigError(f"phase {phase.name!r} updates unknown network(s) {unknown}; networks: "
-                        f"{sorted(spec.networks)}")
+      raise ConfigError(
+        f"phase {phase.name!r} updates unknown network(s) {unknown}; networks: "
+        f"{sorted(spec.networks)}"
+      )
     for term in phase.terms:
       missing = set(term.inputs) - available
       if missing:
-        raise ConfigError(f"term {phase.name}/{term.name} asks for {sorted(missing)}, which "
-                          f"the game does not provide; available: {sorted(available)}")
+        raise ConfigError(
+          f"term {phase.name}/{term.name} asks for {sorted(missing)}, which "
+          f"the game does not provide; available: {sorted(available)}"
+        )
   for c in spec.controllers:
     if c.after is not None and c.after not in phase_names:
-      raise ConfigError(f"controller {c.name!r} runs after unknown phase {c.after!r}; phases: "
-                        f"{phase_names}")
+      raise ConfigError(
+        f"controller {c.name!r} runs after unknown phase {c.after!r}; phases: {phase_names}"
+      )
     _ = c.inputs  # raises on an unknown input

@@ -43,13 +43,17 @@ class NonFiniteError(FloatingPointError):
 def compile_train_iteration(spec: spec_lib.RunSpec):
   """The jitted iteration on spec.mesh: state replicated and donated, batch split on B."""
   replicated = parallel.replicated(spec.mesh)
-  return jax.jit(functools.partial(train_iteration, spec=spec),
-                 in_shardings=(replicated, parallel.batch_sharding(spec.mesh, batch_dim=1)),
-                 out_shardings=(replicated, replicated), donate_argnums=(0,))
+  return jax.jit(
+    functools.partial(train_iteration, spec=spec),
+    in_shardings=(replicated, parallel.batch_sharding(spec.mesh, batch_dim=1)),
+    out_shardings=(replicated, replicated),
+    donate_argnums=(0,),
+  )
 
 
-def init_state(spec: spec_lib.RunSpec, seed: int,
-               batch: Mapping[str, Any] | None = None) -> TrainState:
+def init_state(
+  spec: spec_lib.RunSpec, seed: int, batch: Mapping[str, Any] | None = None
+) -> TrainState:
   """A fresh TrainState, replicated over spec.mesh.
 
   Args:
@@ -57,36 +61,43 @@ def init_state(spec: spec_lib.RunSpec, seed: int,
     seed: the run's seed.
     batch: a real batch {"image": (B, H, W, C)} for games that keep init-time data.
   """
-  init = jax.jit(functools.partial(create_train_state, spec, seed),
-                 out_shardings=parallel.replicated(spec.mesh)).lower(batch)
+  init = jax.jit(
+    functools.partial(create_train_state, spec, seed), out_shardings=parallel.replicated(spec.mesh)
+  ).lower(batch)
   # Initialisation runs once; on CPU, LLVM's optimisation of its random-number code took ~90 %
   # of the time to the first step (9-14 s for a tiny model, ~1 s without).
   options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
   return init.compile(compiler_options=options)(batch)
 
 
-def abstract_state(spec: spec_lib.RunSpec, seed: int,
-                   batch: Mapping[str, Any] | None = None) -> TrainState:
+def abstract_state(
+  spec: spec_lib.RunSpec, seed: int, batch: Mapping[str, Any] | None = None
+) -> TrainState:
   """Shapes, dtypes and shardings of the TrainState, without allocating it (`batch` defaults
   to the shape of one real batch)."""
   if batch is None:
     batch = {"image": jax.ShapeDtypeStruct((spec.batch_size,) + spec.image_shape, jnp.float32)}
   shapes = jax.eval_shape(functools.partial(create_train_state, spec, seed), batch)
   sharding = parallel.replicated(spec.mesh)
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                      shapes)
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
 
 
-def check_finite(step: int, metrics: Mapping[str, Any], checkpoint_dir: str,
-                 last_good: int | None) -> None:
+def check_finite(
+  step: int, metrics: Mapping[str, Any], checkpoint_dir: str, last_good: int | None
+) -> None:
   """Raises NonFiniteError naming the step and metric if any metric is NaN or Inf."""
   bad = {k: float(v) for k, v in metrics.items() if not np.all(np.isfinite(v))}
   if bad:
     name = sorted(bad)[0]
-    where = (f"the last good checkpoint (step {last_good}) in {checkpoint_dir} is intact"
-             if last_good is not None else "no checkpoint had been written yet")
-    raise NonFiniteError(f"non-finite {name} = {bad[name]} at step {step} (all non-finite: "
-                         f"{sorted(bad)}); training stopped and {where}.")
+    where = (
+      f"the last good checkpoint (step {last_good}) in {checkpoint_dir} is intact"
+      if last_good is not None
+      else "no checkpoint had been written yet"
+    )
+    raise NonFiniteError(
+      f"non-finite {name} = {bad[name]} at step {step} (all non-finite: "
+      f"{sorted(bad)}); training stopped and {where}."
+    )
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
@@ -102,15 +113,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   config_dict = checkpoint_lib.config_to_dict(config)
 
   source = data_lib.load_source(config.data.to_dict(), seed)
-  batches = data_lib.Batches(source, spec.batch_size, seed, process_index=jax.process_index(),
-                             process_count=jax.process_count())
-  logging.info("dataset %s/%s: %d examples, %d batches per epoch", config.data.source,
-               config.data.name, len(source), batches.per_epoch)
+  batches = data_lib.Batches(
+    source,
+    spec.batch_size,
+    seed,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+  )
+  logging.info(
+    "dataset %s/%s: %d examples, %d batches per epoch",
+    config.data.source,
+    config.data.name,
+    len(source),
+    batches.per_epoch,
+  )
 
-  init_batch = {"image": images_to_float(jnp.asarray(
-      source[np.arange(spec.batch_size)]["image"]))}
-  checkpoints = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                            keep=train_cfg.keep_checkpoints, config=config_dict)
+  init_batch = {"image": images_to_float(jnp.asarray(source[np.arange(spec.batch_size)]["image"]))}
+  checkpoints = checkpoint_lib.Checkpointer(
+    os.path.join(workdir, "checkpoints"), keep=train_cfg.keep_checkpoints, config=config_dict
+  )
   last_good = checkpoints.latest_step()
   if last_good is not None:
     state = checkpoints.restore(abstract_state(spec, seed, init_batch))
@@ -127,21 +148,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   best_checkpoints = None
   if evaluator is not None and evaluator.best_metric:
     best_checkpoints = checkpoint_lib.Checkpointer(
-        os.path.join(workdir, "checkpoints_best"), keep=1, config=config_dict,
-        metric=(evaluator.best_metric, evaluator.best_mode))
+      os.path.join(workdir, "checkpoints_best"),
+      keep=1,
+      config=config_dict,
+      metric=(evaluator.best_metric, evaluator.best_mode),
+    )
 
-  writer = writers_lib.MultiWriter([
+  writer = writers_lib.MultiWriter(
+    [
       writers_lib.ConsoleWriter(train_cfg.steps),
       writers_lib.JsonlWriter(os.path.join(workdir, "metrics.jsonl")),
       writers_lib.TensorBoardWriter(os.path.join(workdir, "tensorboard")),
-  ] if is_main else [])
+    ]
+    if is_main
+    else []
+  )
 
-  put = functools.partial(data_lib.put_global,
-                          sharding=parallel.batch_sharding(spec.mesh, batch_dim=1),
-                          global_batch_size=spec.batch_size)
+  put = functools.partial(
+    data_lib.put_global,
+    sharding=parallel.batch_sharding(spec.mesh, batch_dim=1),
+    global_batch_size=spec.batch_size,
+  )
   grid_inputs = sampling.fixed_inputs(spec, seed, train_cfg.num_samples, sampling.GRID)
-  real_images = images_to_float(jnp.asarray(
-      source[np.arange(min(train_cfg.num_samples, len(source)))]["image"]))
+  real_images = images_to_float(
+    jnp.asarray(source[np.arange(min(train_cfg.num_samples, len(source)))]["image"])
+  )
 
   def compile_for(step):
     """The spec, compiled iteration and image-panel function that apply from `step` on."""
@@ -171,8 +202,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     images = {k: np.asarray(v) for k, v in panels(state, grid_inputs, real_images).items()}
     if is_main:
       grids = {k: images_lib.make_grid(v) for k, v in images.items()}
-      images_lib.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"),
-                          images_lib.side_by_side(list(grids.values())))
+      images_lib.save_png(
+        os.path.join(workdir, "samples", f"step_{step:07d}.png"),
+        images_lib.side_by_side(list(grids.values())),
+      )
       writer.write_images(step, {f"samples/{k}": v for k, v in grids.items()})
 
   def evaluate(step):
@@ -189,14 +222,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   last = train_cfg.steps
   # In this order after an iteration; the metrics of the iteration are checked for NaN/Inf
   # before any action but the sample grid runs, so no checkpoint holds a non-finite state.
-  actions = [PeriodicAction("log", train_cfg.log_every, write_log, last),
-             PeriodicAction("samples", train_cfg.sample_every, save_samples, last)]
+  actions = [
+    PeriodicAction("log", train_cfg.log_every, write_log, last),
+    PeriodicAction("samples", train_cfg.sample_every, save_samples, last),
+  ]
   if evaluator is not None:
     actions.append(PeriodicAction("evaluate", config.eval.every, evaluate, last))
-  actions.append(PeriodicAction("checkpoint", train_cfg.checkpoint_every, save_checkpoint,
-                                last))
-  data_iter = data_lib.iterate(batches, start, spec.batches_per_iteration, put,
-                               prefetch=train_cfg.prefetch)
+  actions.append(PeriodicAction("checkpoint", train_cfg.checkpoint_every, save_checkpoint, last))
+  data_iter = data_lib.iterate(
+    batches, start, spec.batches_per_iteration, put, prefetch=train_cfg.prefetch
+  )
   try:
     for step in range(start + 1, last + 1):
       if spec.rebuild_at is not None and step - 1 >= spec.rebuild_at:

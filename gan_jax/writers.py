@@ -60,6 +60,7 @@ class TensorBoardWriter(MetricWriter):
 
   def __init__(self, logdir: str):
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+
     self._writer = SummaryWriter(logdir, flush_secs=30)
 
   def write_scalars(self, step, scalars):
@@ -89,8 +90,7 @@ def _format_duration(seconds: float) -> str:
 class ConsoleWriter(MetricWriter):
   """One progress line per log: step, chosen metrics, iterations/s and ETA."""
 
-  def __init__(self, total_steps: int, keys: Sequence[str] = ("d/loss", "g/loss"),
-               stream=None):
+  def __init__(self, total_steps: int, keys: Sequence[str] = ("d/loss", "g/loss"), stream=None):
     self.total_steps = total_steps
     self.keys = tuple(keys)
     self.stream = stream or sys.stdout
@@ -99,12 +99,16 @@ class ConsoleWriter(MetricWriter):
     shown = [f"{k} {scalars[k]:.4g}" for k in self.keys if k in scalars]
     rate = scalars.get("perf/steps_per_sec", float("nan"))
     eta = (self.total_steps - step) / rate if rate and rate > 0 else float("nan")
-    print(f"step {step}/{self.total_steps} | " + " ".join(shown) +
-          f" | {rate:.2f} it/s | ETA {_format_duration(eta)}", file=self.stream, flush=True)
+    print(
+      f"step {step}/{self.total_steps} | "
+      + " ".join(shown)
+      + f" | {rate:.2f} it/s | ETA {_format_duration(eta)}",
+      file=self.stream,
+      flush=True,
+    )
 
 
 class MultiWriter(MetricWriter):
-
   def __init__(self, writers: Sequence[MetricWriter]):
     self.writers = list(writers)
 

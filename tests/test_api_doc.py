@@ -32,6 +32,7 @@ def test_api_example_runs(tmp_path, monkeypatch, capsys):
       for x in (images_a, images_b):
         assert x.dtype == np.uint8 and x.ndim == 4 and len(x) >= 2
       return 0.0
+
     monkeypatch.setattr(gan_jax.metrics, "fid", fid)
   monkeypatch.chdir(tmp_path)  # nothing may depend on the repository being the current folder
   exec(compile(blocks[0], "docs/api.md", "exec"), {"__name__": "api_example"})
@@ -40,11 +41,13 @@ def test_api_example_runs(tmp_path, monkeypatch, capsys):
   fid_line = [line for line in out.splitlines() if line.startswith("FID ")]
   assert len(fid_line) == 1 and np.isfinite(float(fid_line[0].split()[1]))
   if not weights:
-    pytest.skip("ran without the FID part: Inception weights not converted "
-                f"({inception.DOWNLOAD_COMMAND})")
+    pytest.skip(
+      f"ran without the FID part: Inception weights not converted ({inception.DOWNLOAD_COMMAND})"
+    )
 
 
 @pytest.mark.parametrize("name", ["hinge", "r1", "feature_matching"])
 def test_extending_doc_shows_the_tested_plugins(name):
   assert _read("tests", "extensions", f"{name}.py") in _read("docs", "extending.md"), (
-      f"docs/extending.md no longer shows tests/extensions/{name}.py as it is")
+    f"docs/extending.md no longer shows tests/extensions/{name}.py as it is"
+  )

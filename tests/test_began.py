@@ -44,8 +44,11 @@ def _run_controller(settings, reals, fakes, state=None):
   update = jax.jit(functools.partial(began_lib.update_state, settings=settings))
   states, metrics = [], []
   for t, (real, fake) in enumerate(zip(reals, fakes)):
-    state, m = update(state, metrics={"d/adv/real": jnp.float32(real),
-                                      "g/adv": jnp.float32(fake)}, step=jnp.int32(t))
+    state, m = update(
+      state,
+      metrics={"d/adv/real": jnp.float32(real), "g/adv": jnp.float32(fake)},
+      step=jnp.int32(t),
+    )
     states.append(jax.device_get(state))
     metrics.append(jax.device_get(m))
   return states, metrics
@@ -66,18 +69,28 @@ def test_controller_follows_hand_computation_with_clipping():
   assert 1.0 in expected_k and 0.0 in expected_k[1:] and 0 < expected_k[-1] < 1
   chex.assert_trees_all_close([s["k"] for s in states], expected_k, atol=1e-6)
   chex.assert_trees_all_close([m["k"] for m in metrics], expected_used, atol=1e-6)
-  chex.assert_trees_all_close([m["m_global"] for m in metrics],
-                              [r + abs(gamma * r - f) for r, f in zip(reals, fakes)], rtol=1e-6)
-  chex.assert_trees_all_close([m["ratio"] for m in metrics],
-                              [f / r for r, f in zip(reals, fakes)], rtol=1e-6)
+  chex.assert_trees_all_close(
+    [m["m_global"] for m in metrics],
+    [r + abs(gamma * r - f) for r, f in zip(reals, fakes)],
+    rtol=1e-6,
+  )
+  chex.assert_trees_all_close(
+    [m["ratio"] for m in metrics], [f / r for r, f in zip(reals, fakes)], rtol=1e-6
+  )
   assert all(m["gamma"] == np.float32(gamma) and m["lr_scale"] == 1 for m in metrics)
 
 
 def test_learning_rate_halves_when_m_global_stalls():
   """decay 0 (the average is M_global itself), patience 3: a decay after 3 iterations without
   a new minimum, then again 3 later, floored at lr_min_scale."""
-  settings = _settings(lr_schedule="plateau", m_global_decay=0.0, lr_patience=3,
-                       lr_threshold=0.0, lr_min_scale=0.375, gamma=1.0)
+  settings = _settings(
+    lr_schedule="plateau",
+    m_global_decay=0.0,
+    lr_patience=3,
+    lr_threshold=0.0,
+    lr_min_scale=0.375,
+    gamma=1.0,
+  )
   m_global = [5.0, 4.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 2.0]
   # With γ = 1 and L(G(z)) = L(x), M_global = L(x).
   states, metrics = _run_controller(settings, m_global, m_global)
@@ -93,8 +106,9 @@ def test_m_global_average_is_bias_corrected():
   states, _ = _run_controller(settings, [2.0, 4.0], [1.0, 2.0])
   # M = 2 + |1 - 1| = 2, then 4; average = (0.1·0.9·2 + 0.1·4) / (1 - 0.81).
   chex.assert_trees_all_close(states[0]["m_ema"] / states[0]["ema_weight"], 2.0, rtol=1e-6)
-  chex.assert_trees_all_close(states[1]["m_ema"] / states[1]["ema_weight"],
-                              (0.18 + 0.4) / 0.19, rtol=1e-6)
+  chex.assert_trees_all_close(
+    states[1]["m_ema"] / states[1]["ema_weight"], (0.18 + 0.4) / 0.19, rtol=1e-6
+  )
 
 
 def test_learning_rate_halves_at_fixed_intervals():
@@ -104,16 +118,18 @@ def test_learning_rate_halves_at_fixed_intervals():
 
 
 # Overrides that make k_t move visibly and the learning rate decay within a few steps.
-FAST = dict(objective__lr_schedule="interval", objective__lr_interval=2,
-            objective__lambda_k=0.05)
+FAST = dict(objective__lr_schedule="interval", objective__lr_interval=2, objective__lambda_k=0.05)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def compilation_cache(tmp_path_factory):
   """A persistent compilation cache for this module: XLA:CPU compilation dominates these
   tests, and the resumed runs compile exactly what the first run compiled."""
-  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-           "jax_persistent_cache_min_entry_size_bytes")
+  names = (
+    "jax_compilation_cache_dir",
+    "jax_persistent_cache_min_compile_time_secs",
+    "jax_persistent_cache_min_entry_size_bytes",
+  )
   old = {n: getattr(jax.config, n) for n in names}
   cache.reset_cache()
   jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla_cache")))
@@ -142,8 +158,9 @@ def single_device_run(initial_state):
   """
   spec, _ = smoke_spec("began", **FAST)
   chex.clear_trace_counter()
-  step = jax.jit(functools.partial(chex.assert_max_traces(step_lib.train_iteration, n=1),
-                                   spec=spec))
+  step = jax.jit(
+    functools.partial(chex.assert_max_traces(step_lib.train_iteration, n=1), spec=spec)
+  )
   states, metrics = [_with_k(initial_state, 0.3, 0.5)], []
   for i in range(3):
     # Every call gets host arrays, so the arguments' placement is the same for all three.
@@ -154,8 +171,9 @@ def single_device_run(initial_state):
 
 
 def _with_k(state, k, scale=1.0):
-  return state.replace(aux={"began": {**state.aux["began"], "k": jnp.float32(k),
-                                      "lr_scale": jnp.float32(scale)}})
+  return state.replace(
+    aux={"began": {**state.aux["began"], "k": jnp.float32(k), "lr_scale": jnp.float32(scale)}}
+  )
 
 
 def _noise(spec, state, phase):
@@ -190,16 +208,16 @@ def test_losses_match_hand_computation(eta, initial_state):
     for phase in spec.phases:
       key = jax.random.fold_in(named_key(rng, phase.name), 0)
       params = {n: state.params[n] for n in phase.networks}
-      _, (m, _, _) = step_lib._phase_loss(spec, phase, state, state, one_batch, key, {},
-                                          params)
+      _, (m, _, _) = step_lib._phase_loss(spec, phase, state, state, one_batch, key, {}, params)
       metrics.update(m)
     fakes = [G.apply({"params": theta}, _noise(spec, state, p)) for p in ("d", "g")]
     recons = [_reconstruction(D, phi, v) for v in [one_batch["image"]] + fakes]
     return metrics, [one_batch["image"]] + fakes, recons
 
   metrics, inputs, recons = jax.device_get(run())
-  real, fake_d, fake_g = [np.mean(np.abs(v.astype(np.float64) - r) ** eta)
-                          for v, r in zip(inputs, recons)]
+  real, fake_d, fake_g = [
+    np.mean(np.abs(v.astype(np.float64) - r) ** eta) for v, r in zip(inputs, recons)
+  ]
   chex.assert_trees_all_close(metrics["d/adv/real"], real, rtol=1e-5)
   chex.assert_trees_all_close(metrics["d/adv/fake"], fake_d, rtol=1e-5)
   chex.assert_trees_all_close(metrics["d/adv"], real - 0.3 * fake_d, rtol=1e-5)
@@ -228,6 +246,7 @@ def test_iteration_matches_hand_written_began(single_device_run):
     def update(params, grads):
       updates, _ = adam.update(grads, adam.init(params), params)
       return optax.apply_updates(params, jax.tree.map(lambda u: scale * u, updates))
+
     l_d, g_phi = jax.value_and_grad(d_loss)(phi)
     l_g, g_theta = jax.value_and_grad(g_loss)(theta)
     return l_d, l_g, loss(phi, x), update(phi, g_phi), update(theta, g_theta)
@@ -237,10 +256,12 @@ def test_iteration_matches_hand_written_began(single_device_run):
   chex.assert_trees_all_close(metrics["g/loss"], l_g, rtol=1e-5)
   chex.assert_trees_all_close(new.params["discriminator"], phi_new, rtol=1e-5, atol=1e-7)
   chex.assert_trees_all_close(new.params["generator"], theta_new, rtol=1e-5, atol=1e-7)
-  chex.assert_trees_all_close(new.aux["began"]["k"],
-                              np.clip(k + lambda_k * (0.5 * l_real - l_g), 0, 1), rtol=1e-6)
-  chex.assert_trees_all_close(metrics["began/m_global"], l_real + abs(0.5 * l_real - l_g),
-                              rtol=1e-5)
+  chex.assert_trees_all_close(
+    new.aux["began"]["k"], np.clip(k + lambda_k * (0.5 * l_real - l_g), 0, 1), rtol=1e-6
+  )
+  chex.assert_trees_all_close(
+    metrics["began/m_global"], l_real + abs(0.5 * l_real - l_g), rtol=1e-5
+  )
   assert metrics["began/k"] == np.float32(k) and metrics["began/lr_scale"] == scale
 
 
@@ -258,9 +279,12 @@ def test_data_parallel_equals_single_device(single_device_run):
   for i in range(3):
     state, m = step(state, random_batch(spec, i))
   assert len(state.params["generator"]["project"]["kernel"].sharding.device_set) == 4
-  chex.assert_trees_all_close(jax.device_get((state.params, state.aux, m)),
-                              (states[-1].params, states[-1].aux, metrics[-1]),
-                              rtol=1e-4, atol=1e-6)
+  chex.assert_trees_all_close(
+    jax.device_get((state.params, state.aux, m)),
+    (states[-1].params, states[-1].aux, metrics[-1]),
+    rtol=1e-4,
+    atol=1e-6,
+  )
   assert 0 < float(states[-1].aux["began"]["k"]) < 1
 
 
@@ -280,8 +304,9 @@ def test_k_trajectory_survives_checkpoint_resume(tmp_path):
 
 @pytest.mark.parametrize("size,skip", [(32, False), (32, True), (64, False), (64, True)])
 def test_network_shapes(size, skip):
-  config = smoke_config("began", "smoke", model__skip=skip, model__width=4, model__hidden_dim=6,
-                        model__z_dim=5)
+  config = smoke_config(
+    "began", "smoke", model__skip=skip, model__width=4, model__hidden_dim=6, model__z_dim=5
+  )
   nets = MODELS.get("began")(config.model.to_dict(), (size, size, 3))
   G, D = nets["generator"], nets["discriminator"]
   z, x = jnp.zeros((2, 5)), jnp.zeros((2, size, size, 3))
@@ -295,8 +320,9 @@ def test_network_shapes(size, skip):
   scales = {32: 3, 64: 4}[size]
   enc = d_vars["params"]["encoder"]
   # Filters n, 2n, 3n, ... per scale; an 8x8 map of scales·n filters feeds the embedding.
-  assert [enc[f"scale{i}_conv1"]["conv"]["kernel"].shape[-1] for i in range(scales)] == \
-      [4 * (i + 1) for i in range(scales)]
+  assert [enc[f"scale{i}_conv1"]["conv"]["kernel"].shape[-1] for i in range(scales)] == [
+    4 * (i + 1) for i in range(scales)
+  ]
   assert enc["embed"]["kernel"].shape == (8 * 8 * 4 * scales, 6)
   assert f"scale{scales - 1}_down" not in enc
   g_params = g_vars["params"]
@@ -316,8 +342,14 @@ def test_sizes_that_do_not_reach_8x8_are_rejected():
 
 
 def test_carry_schedule():
-  assert [began_lib.carry_schedule(t, 16000, 16) for t in (0, 999, 1000, 15999, 16000, 20000)] \
-      == [(1.0, 1000), (1.0, 1000), (15 / 16, 2000), (1 / 16, 16000), (0.0, None), (0.0, None)]
+  assert [began_lib.carry_schedule(t, 16000, 16) for t in (0, 999, 1000, 15999, 16000, 20000)] == [
+    (1.0, 1000),
+    (1.0, 1000),
+    (15 / 16, 2000),
+    (1 / 16, 16000),
+    (0.0, None),
+    (0.0, None),
+  ]
   carries, changes = zip(*[began_lib.carry_schedule(t, 10, 3) for t in range(0, 11, 2)])
   assert carries == pytest.approx([1.0, 1.0, 2 / 3, 2 / 3, 1 / 3, 0.0])
   assert changes == (4, 4, 7, 7, 10, None)
@@ -354,12 +386,17 @@ def test_vanishing_residual_mixes_same_shape_layers():
 
   @jax.jit
   def run():
-    outputs = [(dec(c).apply({"params": params}, z), dec(c).apply({"params": perturbed}, z))
-               for c in (1.0, 0.5)]
+    outputs = [
+      (dec(c).apply({"params": params}, z), dec(c).apply({"params": perturbed}, z))
+      for c in (1.0, 0.5)
+    ]
     conv = variables["params"]["conv"]
-    plain = jax.nn.elu(jax.lax.conv_general_dilated(
-        h, conv["kernel"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-                       + conv["bias"])
+    plain = jax.nn.elu(
+      jax.lax.conv_general_dilated(
+        h, conv["kernel"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+      )
+      + conv["bias"]
+    )
     return outputs, layer.apply(variables, h), 0.25 * h + 0.75 * plain
 
   outputs, mixed, expected = run()

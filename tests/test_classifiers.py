@@ -40,15 +40,16 @@ def test_save_load_roundtrip_and_extractor(digits_model, tmp_path, monkeypatch):
   extractor = features_lib.EXTRACTORS.get("digits_classifier")({"batch_size": 8})
   out = extractor(images[:10])
   assert out["features"].shape == (10, 128) and out["logits"].shape == (10, 1, 10)
-  np.testing.assert_allclose(out["logits"][:, 0], classifiers.predict_logits(params,
-                                                                              images[:10]),
-                             rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(
+    out["logits"][:, 0], classifiers.predict_logits(params, images[:10]), rtol=1e-4, atol=1e-4
+  )
 
 
 def test_missing_classifier_says_how_to_train(tmp_path, monkeypatch):
   monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
-  with pytest.raises(FileNotFoundError, match="python -m gan_jax.metrics.classifiers "
-                     "--dataset=fashion_mnist"):
+  with pytest.raises(
+    FileNotFoundError, match="python -m gan_jax.metrics.classifiers --dataset=fashion_mnist"
+  ):
     classifiers.load("fashion_mnist")
   with pytest.raises(ConfigError, match="valid names: digits, fashion_mnist, mnist"):
     classifiers.load("cifar10")
@@ -70,14 +71,18 @@ def test_per_channel_classification_of_stacked_images(digits_model):
   stacked = np.concatenate([images[:12], images[12:24], images[24:36]], axis=-1)
   out = jax.jit(lambda p, x: classifiers.apply_per_channel(p, x, 16))(params, stacked)
   for c in range(3):
-    np.testing.assert_allclose(out["logits"][:, c],
-                               classifiers.predict_logits(params, images[12 * c:12 * (c + 1)]),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+      out["logits"][:, c],
+      classifiers.predict_logits(params, images[12 * c : 12 * (c + 1)]),
+      rtol=1e-4,
+      atol=1e-4,
+    )
   assert out["features"].shape == (12, 3 * 128)
   # Modes read off the channels: 100 l_r + 10 l_g + l_b.
   modes = evaluation.mode_labels(np.asarray(out["logits"]))
-  pred = [classifiers.predict_logits(params, images[12 * c:12 * (c + 1)]).argmax(-1)
-          for c in range(3)]
+  pred = [
+    classifiers.predict_logits(params, images[12 * c : 12 * (c + 1)]).argmax(-1) for c in range(3)
+  ]
   np.testing.assert_array_equal(modes, 100 * pred[0] + 10 * pred[1] + pred[2])
   del labels
 
@@ -87,8 +92,10 @@ def test_images_of_another_size_are_resized(digits_model):
   big = np.repeat(np.repeat(images[:4], 2, 1), 2, 2)  # 32x32 copies
   out = classifiers.apply_per_channel(params, big, 16)
   assert out["logits"].shape == (4, 1, 10)
-  agree = np.mean(np.asarray(out["logits"][:, 0]).argmax(-1)
-                  == classifiers.predict_logits(params, images[:4]).argmax(-1))
+  agree = np.mean(
+    np.asarray(out["logits"][:, 0]).argmax(-1)
+    == classifiers.predict_logits(params, images[:4]).argmax(-1)
+  )
   assert agree >= 0.75
 
 
@@ -127,8 +134,9 @@ def test_mode_probabilities_are_the_joint_of_the_channels():
 
 def test_cli_trains_and_saves_a_classifier(tmp_path, capsys):
   out = str(tmp_path / "digits.npz")
-  classifiers.cli(["classifiers", "--dataset=digits", "--epochs=1", "--batch_size=64",
-                   f"--out={out}"])
+  classifiers.cli(
+    ["classifiers", "--dataset=digits", "--epochs=1", "--batch_size=64", f"--out={out}"]
+  )
   record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert record["path"] == out and record["epochs"] == 1 and record["dataset"] == "digits"
   _, saved = classifiers.load("digits", out)

@@ -35,7 +35,8 @@ def _cfg(preset: str = "fashion_mnist", **overrides) -> dict:
 def _write_idx(path, array: np.ndarray) -> None:
   """Writes a uint8 array as an IDX file, gzipped if `path` ends in .gz."""
   header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(
-      ">" + "I" * array.ndim, *array.shape)
+    ">" + "I" * array.ndim, *array.shape
+  )
   opener = gzip.open if str(path).endswith(".gz") else open
   with opener(path, "wb") as f:
     f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
@@ -69,16 +70,16 @@ def test_idx_files_load_with_labels_and_padding(tmp_path, gz):
   raw = _write_idx_set(tmp_path, gz=gz)
   for split in ("train", "test"):
     images, labels = raw[split]
-    exact = _all(data_lib.load_source(_cfg(path=str(tmp_path), split=split, image_size=28),
-                                      seed=0))
+    exact = _all(data_lib.load_source(_cfg(path=str(tmp_path), split=split, image_size=28), seed=0))
     assert exact["image"].shape == (len(images), 28, 28, 1)
     assert exact["image"].dtype == np.uint8
     np.testing.assert_array_equal(exact["image"][..., 0], images)
     assert exact["label"].dtype == np.int32
     np.testing.assert_array_equal(exact["label"], labels)
 
-    padded = _all(data_lib.load_source(_cfg(path=str(tmp_path), split=split, image_size=32),
-                                       seed=0))["image"]
+    padded = _all(
+      data_lib.load_source(_cfg(path=str(tmp_path), split=split, image_size=32), seed=0)
+    )["image"]
     assert padded.shape == (len(images), 32, 32, 1)
     np.testing.assert_array_equal(padded[:, 2:30, 2:30, 0], images)
     inner = np.zeros((32, 32), bool)
@@ -88,8 +89,9 @@ def test_idx_files_load_with_labels_and_padding(tmp_path, gz):
 
 def test_idx_without_label_files_and_num_examples(tmp_path):
   images, _ = _write_idx_set(tmp_path, n_train=6, labels=False)["train"]
-  batch = _all(data_lib.load_source(_cfg(path=str(tmp_path), num_examples=4, image_size=28),
-                                    seed=0))
+  batch = _all(
+    data_lib.load_source(_cfg(path=str(tmp_path), num_examples=4, image_size=28), seed=0)
+  )
   assert set(batch) == {"image"}
   np.testing.assert_array_equal(batch["image"][..., 0], images[:4])
 
@@ -118,8 +120,9 @@ def test_read_idx_rejects_bad_files(tmp_path):
     data_lib.read_idx(str(truncated))
 
 
-@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR),
-                    reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(
+  not os.path.isdir(FASHION_MNIST_DIR), reason="Debian's dataset-fashion-mnist is not installed"
+)
 def test_real_fashion_mnist_from_debian():
   raw_test = data_lib.read_idx(os.path.join(FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz"))
   assert raw_test.shape == (10000, 28, 28)
@@ -162,6 +165,7 @@ def test_missing_idx_dataset_says_how_to_get_it(tmp_path, monkeypatch):
 
 def test_digits_splits_scaling_and_padding():
   from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+
   digits = load_digits()
   train = _all(data_lib.load_source(_cfg("digits"), seed=0))
   test = _all(data_lib.load_source(_cfg("digits", split="test"), seed=0))
@@ -169,13 +173,13 @@ def test_digits_splits_scaling_and_padding():
   assert test["image"].shape == (360, 16, 16, 1)
   both = np.concatenate([train["image"], test["image"]])
   # 0..16 -> 0..255 exactly: 0 -> 0, 16 -> 255, linear in between.
-  np.testing.assert_array_equal(both[:, 4:12, 4:12, 0],
-                                np.round(digits.images * 255 / 16).astype(np.uint8))
+  np.testing.assert_array_equal(
+    both[:, 4:12, 4:12, 0], np.round(digits.images * 255 / 16).astype(np.uint8)
+  )
   assert both.min() == 0 and both.max() == 255
   assert not both[:, :4].any() and not both[:, 12:].any()
   assert not both[:, :, :4].any() and not both[:, :, 12:].any()
-  np.testing.assert_array_equal(np.concatenate([train["label"], test["label"]]),
-                                digits.target)
+  np.testing.assert_array_equal(np.concatenate([train["label"], test["label"]]), digits.target)
   with pytest.raises(ConfigError, match="data.split"):
     data_lib.load_source(_cfg("digits", split="validation"), seed=0)
 
@@ -188,21 +192,28 @@ def test_npz_keys_and_labels(tmp_path):
   images = rng.integers(0, 256, (7, 12, 12), dtype=np.uint8)
   labels = np.arange(7) % 3
   np.savez(tmp_path / "a.npz", images=images, labels=labels)
-  batch = _all(data_lib.load_source(_cfg(source="npz", path=str(tmp_path / "a.npz"),
-                                         image_size=16), seed=0))
+  batch = _all(
+    data_lib.load_source(_cfg(source="npz", path=str(tmp_path / "a.npz"), image_size=16), seed=0)
+  )
   np.testing.assert_array_equal(batch["image"][:, 2:14, 2:14, 0], images)
   np.testing.assert_array_equal(batch["label"], labels)
 
   rgb = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
   np.savez(tmp_path / "b.npz", x=rgb, y=np.arange(5))
-  batch = _all(data_lib.load_source(_cfg(source="npz", path=str(tmp_path / "b.npz"),
-                                         image_size=8, channels=3), seed=0))
+  batch = _all(
+    data_lib.load_source(
+      _cfg(source="npz", path=str(tmp_path / "b.npz"), image_size=8, channels=3), seed=0
+    )
+  )
   np.testing.assert_array_equal(batch["image"], rgb)
   np.testing.assert_array_equal(batch["label"], np.arange(5))
 
   np.savez(tmp_path / "c.npz", rgb)  # a single unnamed array, no labels
-  batch = _all(data_lib.load_source(_cfg(source="npz", path=str(tmp_path / "c.npz"),
-                                         image_size=8, channels=3), seed=0))
+  batch = _all(
+    data_lib.load_source(
+      _cfg(source="npz", path=str(tmp_path / "c.npz"), image_size=8, channels=3), seed=0
+    )
+  )
   assert set(batch) == {"image"}
   np.testing.assert_array_equal(batch["image"], rgb)
 
@@ -228,8 +239,12 @@ def test_npz_errors(tmp_path):
 
 # ----------------------------------------------------------------------------- folder
 
-_COLOURS = {"a/10.jpg": (200, 40, 40), "a/2.png": (10, 220, 30), "b/c/1.png": (30, 60, 250),
-            "z.PNG": (128, 128, 128)}
+_COLOURS = {
+  "a/10.jpg": (200, 40, 40),
+  "a/2.png": (10, 220, 30),
+  "b/c/1.png": (30, 60, 250),
+  "z.PNG": (128, 128, 128),
+}
 
 
 def _write_folder(root) -> None:
@@ -243,19 +258,33 @@ def _write_folder(root) -> None:
 
 def test_folder_reads_nested_images_in_sorted_order(tmp_path):
   _write_folder(tmp_path)
-  batch = _all(data_lib.load_source(_cfg(source="folder", path=str(tmp_path), channels=3,
-                                         image_size=8, resize="resize"), seed=0))
+  batch = _all(
+    data_lib.load_source(
+      _cfg(source="folder", path=str(tmp_path), channels=3, image_size=8, resize="resize"), seed=0
+    )
+  )
   assert set(batch) == {"image"}
   assert batch["image"].shape == (4, 8, 8, 3)
   for image, (rel, colour) in zip(batch["image"], sorted(_COLOURS.items())):
     # JPEG is lossy; PNG exact.
     tol = 4 if rel.endswith(".jpg") else 0
-    np.testing.assert_allclose(image.reshape(-1, 3).astype(int),
-                               np.broadcast_to(colour, (64, 3)), atol=tol, err_msg=rel)
+    np.testing.assert_allclose(
+      image.reshape(-1, 3).astype(int), np.broadcast_to(colour, (64, 3)), atol=tol, err_msg=rel
+    )
 
-  gray = _all(data_lib.load_source(_cfg(source="folder", path=str(tmp_path), channels=1,
-                                        image_size=8, resize="resize", num_examples=3),
-                                   seed=0))["image"]
+  gray = _all(
+    data_lib.load_source(
+      _cfg(
+        source="folder",
+        path=str(tmp_path),
+        channels=1,
+        image_size=8,
+        resize="resize",
+        num_examples=3,
+      ),
+      seed=0,
+    )
+  )["image"]
   assert gray.shape == (3, 8, 8, 1)
   for image, (rel, colour) in zip(gray, sorted(_COLOURS.items())[:3]):
     luma = np.asarray(Image.new("RGB", (1, 1), colour).convert("L"))[0, 0]
@@ -269,17 +298,19 @@ def _bands(height, width, axis, colours=((255, 0, 0), (0, 255, 0), (0, 0, 255)))
   step = (height if axis == 0 else width) // 3
   for k, colour in enumerate(colours):
     if axis == 0:
-      image[k * step:(k + 1) * step] = colour
+      image[k * step : (k + 1) * step] = colour
     else:
-      image[:, k * step:(k + 1) * step] = colour
+      image[:, k * step : (k + 1) * step] = colour
   return image
 
 
 def test_folder_resize_modes(tmp_path):
   Image.fromarray(_bands(36, 12, axis=0)).save(tmp_path / "tall.png")  # 12-row bands
-  load = lambda mode: _all(data_lib.load_source(
-      _cfg(source="folder", path=str(tmp_path), channels=3, image_size=12, resize=mode),
-      seed=0))["image"][0]
+  load = lambda mode: _all(
+    data_lib.load_source(
+      _cfg(source="folder", path=str(tmp_path), channels=3, image_size=12, resize=mode), seed=0
+    )
+  )["image"][0]
   stretched = load("resize")
   assert stretched.shape == (12, 12, 3)
   # All three bands kept (Lanczos rings by a level or two next to the band edges).
@@ -307,9 +338,15 @@ def test_folder_errors(tmp_path):
 # ----------------------------------------------------------------------------- TFDS
 
 # preset -> (channels, has labels)
-_TFDS_PRESETS = {"mnist": (1, True), "tfds_fashion_mnist": (1, True), "cifar10": (3, True),
-                 "svhn": (3, True), "celeb_a": (3, False), "lsun_church": (3, False),
-                 "stacked_mnist": (3, True)}
+_TFDS_PRESETS = {
+  "mnist": (1, True),
+  "tfds_fashion_mnist": (1, True),
+  "cifar10": (3, True),
+  "svhn": (3, True),
+  "celeb_a": (3, False),
+  "lsun_church": (3, False),
+  "stacked_mnist": (3, True),
+}
 
 
 @pytest.fixture(scope="module")
@@ -338,8 +375,9 @@ def test_tfds_mnist_pixels_and_labels_match_the_data_source(tfds):
     raw = [raw[i] for i in range(len(raw))]
     batch = _all(data_lib.load_source(_cfg("mnist", num_examples=4), seed=0))
   assert batch["image"].shape == (4, 32, 32, 1)
-  np.testing.assert_array_equal(batch["image"][:, 2:30, 2:30],
-                                np.stack([ex["image"] for ex in raw[:4]]))
+  np.testing.assert_array_equal(
+    batch["image"][:, 2:30, 2:30], np.stack([ex["image"] for ex in raw[:4]])
+  )
   np.testing.assert_array_equal(batch["label"], [int(ex["label"]) for ex in raw[:4]])
 
 
@@ -360,8 +398,7 @@ def test_tfds_unknown_name_is_a_config_error(tfds, tmp_path):
     data_lib.load_source(_cfg("mnist", name="mnistt", path=str(tmp_path)), seed=0)
   assert "mnist" in str(err.value).split("similar TFDS names:")[1]
   with pytest.raises(ConfigError, match="data.name"):
-    data_lib.load_source(_cfg("lsun_church", name="lsun/cathedral", path=str(tmp_path)),
-                         seed=0)
+    data_lib.load_source(_cfg("lsun_church", name="lsun/cathedral", path=str(tmp_path)), seed=0)
 
 
 # ----------------------------------------------------------------------------- stacked
@@ -369,8 +406,9 @@ def test_tfds_unknown_name_is_a_config_error(tfds, tmp_path):
 
 def _gray_source(n=12, labels_dtype=np.int32):
   """Image i is constant 10 * i + 5; label i % 10."""
-  images = np.broadcast_to((10 * np.arange(n) + 5).astype(np.uint8)[:, None, None, None],
-                           (n, 4, 4, 1)).copy()
+  images = np.broadcast_to(
+    (10 * np.arange(n) + 5).astype(np.uint8)[:, None, None, None], (n, 4, 4, 1)
+  ).copy()
   return data_lib.ArraySource(images, (np.arange(n) % 10).astype(labels_dtype))
 
 
@@ -446,8 +484,9 @@ def test_fit_image_resize_and_crop_resize():
   out = data_lib.fit_image(np.full((10, 20, 3), 77, np.uint8), 8, 3, "resize")
   np.testing.assert_array_equal(out, np.full((8, 8, 3), 77))
   wide = _bands(10, 30, axis=1)  # red | green | blue columns of width 10
-  np.testing.assert_array_equal(data_lib.fit_image(wide, 10, 3, "crop_resize"),
-                                np.broadcast_to((0, 255, 0), (10, 10, 3)))
+  np.testing.assert_array_equal(
+    data_lib.fit_image(wide, 10, 3, "crop_resize"), np.broadcast_to((0, 255, 0), (10, 10, 3))
+  )
   small = data_lib.fit_image(wide, 5, 3, "crop_resize")
   assert small.shape == (5, 5, 3)
   np.testing.assert_array_equal(small, np.broadcast_to((0, 255, 0), (5, 5, 3)))
@@ -462,8 +501,10 @@ def test_fit_image_channel_conversions():
   for c in range(3):
     np.testing.assert_array_equal(rgb[..., c], gray)
   colour = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
-  np.testing.assert_array_equal(data_lib.fit_image(colour, 6, 1, "pad")[..., 0],
-                                np.asarray(Image.fromarray(colour).convert("L")))
+  np.testing.assert_array_equal(
+    data_lib.fit_image(colour, 6, 1, "pad")[..., 0],
+    np.asarray(Image.fromarray(colour).convert("L")),
+  )
   rgba = np.concatenate([colour, np.zeros((6, 6, 1), np.uint8)], axis=-1)
   np.testing.assert_array_equal(data_lib.fit_image(rgba, 6, 3, "pad"), colour)
   gray_alpha = np.stack([gray, np.full_like(gray, 255)], axis=-1)
@@ -477,17 +518,22 @@ def test_fit_image_errors():
     data_lib.fit_image(np.zeros((4, 4), np.uint8), 4, 1, "stretch")
 
 
-@pytest.mark.parametrize("shape,channels,mode", [((5, 6, 7), 1, "pad"), ((5, 6, 7), 3, "pad"),
-                                                 ((5, 6, 7, 3), 3, "pad"),
-                                                 ((5, 6, 7, 3), 1, "pad"),
-                                                 ((5, 10, 10), 3, "resize"),
-                                                 ((5, 14, 9, 3), 3, "crop_resize")])
+@pytest.mark.parametrize(
+  "shape,channels,mode",
+  [
+    ((5, 6, 7), 1, "pad"),
+    ((5, 6, 7), 3, "pad"),
+    ((5, 6, 7, 3), 3, "pad"),
+    ((5, 6, 7, 3), 1, "pad"),
+    ((5, 10, 10), 3, "resize"),
+    ((5, 14, 9, 3), 3, "crop_resize"),
+  ],
+)
 def test_fit_images_equals_fit_image(shape, channels, mode):
   images = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
   expected = np.stack([data_lib.fit_image(im, 10, channels, mode) for im in images])
   np.testing.assert_array_equal(data_lib.fit_images(images, 10, channels, mode), expected)
-  np.testing.assert_array_equal(data_lib.fit_images(list(images), 10, channels, mode),
-                                expected)
+  np.testing.assert_array_equal(data_lib.fit_images(list(images), 10, channels, mode), expected)
 
 
 # ----------------------------------------------------------------------------- Batches
@@ -495,8 +541,9 @@ def test_fit_images_equals_fit_image(shape, channels, mode):
 
 def _index_source(n=22):
   """Example i has image value i and label i."""
-  return data_lib.ArraySource(np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1),
-                              np.arange(n, dtype=np.int32))
+  return data_lib.ArraySource(
+    np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1), np.arange(n, dtype=np.int32)
+  )
 
 
 def test_batches_are_deterministic_for_a_seed():
@@ -538,8 +585,9 @@ def test_batches_are_resumable_in_any_access_order():
 
 def test_per_process_rows_reassemble_the_global_batch():
   whole = data_lib.Batches(_index_source(), 8, 11)
-  parts = [data_lib.Batches(_index_source(), 8, 11, process_index=p, process_count=2)
-           for p in range(2)]
+  parts = [
+    data_lib.Batches(_index_source(), 8, 11, process_index=p, process_count=2) for p in range(2)
+  ]
   for t in range(4):
     local = [p.iteration(t, 2)["label"] for p in parts]
     assert local[0].shape == (2, 4)
@@ -607,9 +655,14 @@ def test_put_global_shards_the_batch_dimension():
   assert jax.device_count() == 4
   mesh = parallel.make_mesh(4)
   sharding = parallel.batch_sharding(mesh, batch_dim=1)
-  batches = data_lib.Batches(data_lib.ArraySource(
+  batches = data_lib.Batches(
+    data_lib.ArraySource(
       np.random.default_rng(0).integers(0, 256, (20, 3, 3, 1), dtype=np.uint8),
-      np.arange(20, dtype=np.int32)), 8, 0)
+      np.arange(20, dtype=np.int32),
+    ),
+    8,
+    0,
+  )
   host = batches.iteration(2, 2)
   placed = data_lib.put_global(host, sharding, global_batch_size=8)
   assert placed["image"].shape == (2, 8, 3, 3, 1)
@@ -646,8 +699,9 @@ def test_load_source_config_errors():
 def test_large_lazy_sources_stay_lazy(tmp_path, monkeypatch):
   _write_folder(tmp_path)
   monkeypatch.setattr(sources, "MAX_IN_MEMORY_BYTES", 100)
-  source = data_lib.load_source(_cfg(source="folder", path=str(tmp_path), channels=3,
-                                     image_size=8, resize="resize"), seed=0)
+  source = data_lib.load_source(
+    _cfg(source="folder", path=str(tmp_path), channels=3, image_size=8, resize="resize"), seed=0
+  )
   assert isinstance(source, sources.LazySource)
   batch = source[np.array([3, 1])]
   assert batch["image"].shape == (2, 8, 8, 3)

@@ -35,21 +35,28 @@ def cache(tmp_path, monkeypatch):
   """A private cache with a randomly initialised digits classifier (the code paths do not
   depend on how well it classifies)."""
   monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path / "cache"))
-  classifiers.save("digits", _random_classifier_params(),
-                   {"image_size": 16, "test_accuracy": None})
+  classifiers.save("digits", _random_classifier_params(), {"image_size": 16, "test_accuracy": None})
   return tmp_path / "cache"
 
 
 def _digits_config(**eval_fields):
   config = smoke_config("dcgan")
-  config.eval.update(dict(every=2, metrics="classifier_fid,classifier_is,modes",
-                          num_samples=200, reference_samples=300, batch_size=64))
+  config.eval.update(
+    dict(
+      every=2,
+      metrics="classifier_fid,classifier_is,modes",
+      num_samples=200,
+      reference_samples=300,
+      batch_size=64,
+    )
+  )
   config.eval.update(eval_fields)
   return config
 
 
 def _real_as_float(split: str, n: int, size: int = 16):
   from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+
   cfg = dict(presets.data_config("digits"), split=split, image_size=size)
   src = data_lib.load_source(cfg, 0)
   return src[np.arange(n)]["image"].astype(np.float32) / 127.5 - 1
@@ -73,8 +80,7 @@ def test_auto_metrics_follow_the_data():
   stacked = presets.data_config("stacked_fashion_mnist").to_dict()
   cifar = presets.data_config("cifar10").to_dict()
   assert evaluation.resolve_metrics("auto", fmnist) == ["classifier_fid", "classifier_is"]
-  assert evaluation.resolve_metrics("auto", stacked) == ["classifier_fid", "classifier_is",
-                                                         "modes"]
+  assert evaluation.resolve_metrics("auto", stacked) == ["classifier_fid", "classifier_is", "modes"]
   assert evaluation.resolve_metrics("auto", cifar) == ["fid"]
   assert evaluation.resolve_metrics("fid, kid,fid", cifar) == ["fid", "kid"]
   with pytest.raises(ConfigError, match="unknown metric 'fdi'.*valid names: classifier_fid"):
@@ -83,8 +89,7 @@ def test_auto_metrics_follow_the_data():
 
 def test_best_metric_resolution():
   assert evaluation.resolve_best("auto", ["fid", "kid"]) == ("eval/fid", "min")
-  assert evaluation.resolve_best("modes", ["classifier_fid", "modes"]) == ("eval/modes",
-                                                                          "max")
+  assert evaluation.resolve_best("modes", ["classifier_fid", "modes"]) == ("eval/modes", "max")
   assert evaluation.resolve_best("eval/mode_kl", ["modes"]) == ("eval/mode_kl", "min")
   assert evaluation.resolve_best("is", ["inception_score"]) == ("eval/is", "max")
   assert evaluation.resolve_best("", ["fid"])[0] is None
@@ -95,10 +100,15 @@ def test_best_metric_resolution():
   assert not evaluation.is_better(float("nan"), None, "min")
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("every", -1, "eval.every"), ("batch_size", 0, "eval.batch_size"),
-    ("reference_split", "val", "eval.reference_split"), ("kid_subset_size", 1, "kid_subset"),
-])
+@pytest.mark.parametrize(
+  "field,value,match",
+  [
+    ("every", -1, "eval.every"),
+    ("batch_size", 0, "eval.batch_size"),
+    ("reference_split", "val", "eval.reference_split"),
+    ("kid_subset_size", 1, "kid_subset"),
+  ],
+)
 def test_bad_eval_fields_fail_at_build(field, value, match):
   config = _digits_config()
   config.eval[field] = value
@@ -124,10 +134,18 @@ def test_classifier_metrics_need_a_classifier_for_the_data(cache):
 def test_inception_score_without_logits_is_refused(cache, monkeypatch):
   del cache
   # A stand-in Inception without a logits layer, so the check runs without the weights.
-  fake = features_lib.FeatureExtractor("inception", "fake", lambda p, x: {
-      "pool3": x.reshape(x.shape[0], -1).astype(np.float32)}, {}, {"pool3": "features"})
-  monkeypatch.setitem(features_lib.EXTRACTORS._entries, "inception",  # pylint: disable=protected-access
-                      lambda options, mesh=None: fake)
+  fake = features_lib.FeatureExtractor(
+    "inception",
+    "fake",
+    lambda p, x: {"pool3": x.reshape(x.shape[0], -1).astype(np.float32)},
+    {},
+    {"pool3": "features"},
+  )
+  monkeypatch.setitem(
+    features_lib.EXTRACTORS._entries,
+    "inception",  # pylint: disable=protected-access
+    lambda options, mesh=None: fake,
+  )
   config = _digits_config(metrics="fid,inception_score")
   with pytest.raises(ConfigError, match="convert_pytorch_fid"):
     evaluation.build_evaluator(config, None)
@@ -156,8 +174,15 @@ def test_classifier_metrics_end_to_end(cache):
   good = evaluator(sample_real, step=2)
   bad = evaluator(lambda n: noise[:n], step=4)
   assert calls == [200]
-  expected = {"eval/classifier_fid", "eval/classifier_is", "eval/classifier_is_std",
-              "eval/modes", "eval/mode_kl", "eval/num_samples", "perf/eval_seconds"}
+  expected = {
+    "eval/classifier_fid",
+    "eval/classifier_is",
+    "eval/classifier_is_std",
+    "eval/modes",
+    "eval/mode_kl",
+    "eval/num_samples",
+    "perf/eval_seconds",
+  }
   assert set(good) == expected and all(isinstance(v, float) for v in good.values())
   assert good["eval/classifier_fid"] * 5 < bad["eval/classifier_fid"]
   assert 1 <= good["eval/modes"] <= 10 and good["eval/mode_kl"] >= 0
@@ -166,14 +191,16 @@ def test_classifier_metrics_end_to_end(cache):
   # Built again: the reference statistics come from the cache (same file, nothing new).
   again = evaluation.build_evaluator(config, None)
   assert sorted((cache / "reference_stats").iterdir()) == sorted(refs)
-  np.testing.assert_array_equal(again.reference["classifier"]["mu"],
-                                evaluator.reference["classifier"]["mu"])
+  np.testing.assert_array_equal(
+    again.reference["classifier"]["mu"], evaluator.reference["classifier"]["mu"]
+  )
 
 
 def test_reference_cache_key_changes_with_data_and_split(cache):
   _ = evaluation.build_evaluator(_digits_config(), None)
-  _ = evaluation.build_evaluator(_digits_config(reference_split="test", reference_samples=100),
-                                 None)
+  _ = evaluation.build_evaluator(
+    _digits_config(reference_split="test", reference_samples=100), None
+  )
   config = _digits_config(reference_samples=100)
   config.data.num_examples = 200
   _ = evaluation.build_evaluator(config, None)
@@ -202,7 +229,8 @@ def test_inception_metrics_fashion_mnist_train_vs_test_vs_noise(tmp_path, monkey
   except FileNotFoundError as e:
     pytest.skip(f"Inception weights not converted ({e})")
   if not os.path.isdir("/usr/share/datasets/fashion-mnist") and not os.environ.get(
-      "GAN_JAX_DATA_DIR"):
+    "GAN_JAX_DATA_DIR"
+  ):
     pytest.skip("Fashion-MNIST IDX files not installed (apt-get install dataset-fashion-mnist)")
   weights = inception.weights_path()
   monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
@@ -210,17 +238,27 @@ def test_inception_metrics_fashion_mnist_train_vs_test_vs_noise(tmp_path, monkey
   os.symlink(weights, tmp_path / "weights" / os.path.basename(weights))
   config = smoke_config("dcgan", "fashion_mnist,smoke")
   config.data.image_size = 32
-  config.eval.update(dict(every=1, metrics="fid,kid,precision_recall", num_samples=12,
-                          reference_samples=12, batch_size=12, kid_subsets=10,
-                          kid_subset_size=6))
+  config.eval.update(
+    dict(
+      every=1,
+      metrics="fid,kid,precision_recall",
+      num_samples=12,
+      reference_samples=12,
+      batch_size=12,
+      kid_subsets=10,
+      kid_subset_size=6,
+    )
+  )
   evaluator = evaluation.build_evaluator(config, None)
   assert evaluator.best_metric == "eval/fid"
   from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+
   test_cfg = dict(config.data.to_dict(), split="test")
   test_images = data_lib.load_source(test_cfg, 0)[np.arange(12)]["image"]
   real = evaluator.evaluate_images(test_images)
   noise = evaluator.evaluate_images(
-      np.random.default_rng(0).integers(0, 256, test_images.shape, dtype=np.uint8))
+    np.random.default_rng(0).integers(0, 256, test_images.shape, dtype=np.uint8)
+  )
   # 12 samples in 2048 dimensions make FID mostly estimation bias; the gap is still clear,
   # and KID (unbiased) separates them by orders of magnitude.
   assert real["eval/fid"] * 2 < noise["eval/fid"], (real, noise)
@@ -237,15 +275,15 @@ def test_evaluate_cli_on_a_run_latest_best_and_step(cache, tmp_path, capsys):
   workdir = str(tmp_path / "run")
   state = train.train_and_evaluate(config, workdir)
   # A best checkpoint as the training loop keeps it: same Checkpointer, checkpoints_best/.
-  best = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints_best"), keep=1,
-                                     config=checkpoint_lib.config_to_dict(config))
+  best = checkpoint_lib.Checkpointer(
+    os.path.join(workdir, "checkpoints_best"), keep=1, config=checkpoint_lib.config_to_dict(config)
+  )
   best.save(3, state)
   best.wait()
   best.close()
   records = []
   for which in ("latest", "best"):
-    evaluate.cli(["evaluate", f"--workdir={workdir}", f"--checkpoint={which}",
-                  "--num_samples=100"])
+    evaluate.cli(["evaluate", f"--workdir={workdir}", f"--checkpoint={which}", "--num_samples=100"])
     records.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
   assert [r["step"] for r in records] == [6, 3]
   assert all(r["eval/num_samples"] == 100 for r in records)
@@ -263,8 +301,15 @@ def test_evaluate_cli_on_images_npz(cache, tmp_path, capsys):
   images = ((_real_as_float("test", 120) + 1) * 127.5).round().astype(np.uint8)
   path = str(tmp_path / "samples.npz")
   np.savez(path, images=images)
-  evaluate.cli(["evaluate", f"--images={path}", "--reference=digits",
-                "--metrics=classifier_fid,modes", "--reference_samples=300"])
+  evaluate.cli(
+    [
+      "evaluate",
+      f"--images={path}",
+      "--reference=digits",
+      "--metrics=classifier_fid,modes",
+      "--reference_samples=300",
+    ]
+  )
   record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert record["eval/num_samples"] == 120
   assert record["eval/classifier_fid"] >= 0 and record["eval/modes"] >= 1
@@ -307,8 +352,14 @@ def test_plots_group_seeds_and_draw_bands(tmp_path):
   _, _, lo_std, hi_std, _ = plots.aggregate(runs, "eval/fid", band="std")
   np.testing.assert_allclose(hi_std - lo_std, [20, 20, 20])
   out = tmp_path / "plots"
-  plots.cli(["plots", f"mine={tmp_path / 'dcgan_s0'},{tmp_path / 'dcgan_s1'}",
-             str(tmp_path / "wgan_seed0"), f"--out={out}"])
+  plots.cli(
+    [
+      "plots",
+      f"mine={tmp_path / 'dcgan_s0'},{tmp_path / 'dcgan_s1'}",
+      str(tmp_path / "wgan_seed0"),
+      f"--out={out}",
+    ]
+  )
   png = out / "eval_fid.png"
   assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
   assert not (out / "d_loss.png").exists()  # eval/* metrics only, by default
@@ -322,7 +373,8 @@ def test_plots_errors(tmp_path):
   with pytest.raises(ValueError, match="available: d/loss, eval/fid"):
     plots.plot({"a": [series]}, ["eval/kid"], str(tmp_path / "out"))
   assert plots.plot({"a": [series]}, ["eval/fid"], str(tmp_path / "fid.png")) == [
-      str(tmp_path / "fid.png")]
+    str(tmp_path / "fid.png")
+  ]
   with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
     plots.read_metrics(str(tmp_path / "missing"))
 
@@ -330,11 +382,10 @@ def test_plots_errors(tmp_path):
 def test_plot_panels_put_metrics_side_by_side(tmp_path):
   _write_run(tmp_path / "a", [1.0, 2.0, 3.0])
   out = tmp_path / "panels.png"
-  plots.cli(["plots", str(tmp_path / "a"), "--metrics=eval/fid,d/loss", "--panels",
-             f"--out={out}"])
+  plots.cli(["plots", str(tmp_path / "a"), "--metrics=eval/fid,d/loss", "--panels", f"--out={out}"])
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   width, height = Image.open(out).size
   assert width > 1.8 * height  # two panels in one row
   with pytest.raises(SystemExit):  # --panels needs one .png
-    plots.cli(["plots", str(tmp_path / "a"), "--metrics=eval/fid", "--panels",
-               f"--out={tmp_path}"])
+    plots.cli(["plots", str(tmp_path / "a"), "--metrics=eval/fid", "--panels", f"--out={tmp_path}"])

@@ -60,7 +60,7 @@ def test_r1_of_a_linear_critic_is_the_squared_weight_norm():
   x = rng.normal(size=(5, 6, 6, 3)).astype(np.float32)
   critic = lambda images: jnp.sum(images * w, axis=(1, 2, 3))
   value, metrics = r1.r1_penalty(critic=critic, x_real_view=x)
-  np.testing.assert_allclose(value, np.sum(w ** 2), rtol=1e-5)
+  np.testing.assert_allclose(value, np.sum(w**2), rtol=1e-5)
   np.testing.assert_allclose(metrics["grad_norm"], np.linalg.norm(w), rtol=1e-5)
 
 
@@ -96,11 +96,12 @@ def test_smoke_run_with_all_plugins():
   assert all(np.isfinite(v) for v in metrics.values()), metrics
   assert metrics["d/r1"] > 0 and metrics["g/feature_matching"] > 0
   # Each phase's loss is its terms weighted as configured (n_critic = 1: no averaging).
-  np.testing.assert_allclose(metrics["d/loss"], metrics["d/adv"] + GAMMA / 2 * metrics["d/r1"],
-                             rtol=1e-5)
-  np.testing.assert_allclose(metrics["g/loss"],
-                             metrics["g/adv"] + FM_WEIGHT * metrics["g/feature_matching"],
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    metrics["d/loss"], metrics["d/adv"] + GAMMA / 2 * metrics["d/r1"], rtol=1e-5
+  )
+  np.testing.assert_allclose(
+    metrics["g/loss"], metrics["g/adv"] + FM_WEIGHT * metrics["g/feature_matching"], rtol=1e-5
+  )
 
 
 def _discriminator_passes(spec) -> int:

@@ -48,6 +48,7 @@ class MLP(nn.Module):
   Attributes:
     features: the width of each layer; a last width of 1 gives scores (B,).
   """
+
   features: tuple[int, ...]
 
   @nn.compact
@@ -84,19 +85,36 @@ class PointTranslationGame:
     networks: name -> Network (G, F, D_X, D_Y).
     mu_x: the mean of domain X, from which `sample_inputs` draws.
   """
+
   networks: Mapping[str, Network]
   mu_x: tuple[float, float]
 
-  STATIC_QUANTITIES = ("x", "y", "fake_y", "fake_x", "cycle_x", "cycle_y", "d_x_real",
-                       "d_x_fake", "d_y_real", "d_y_fake", "apply", "params", "all_params",
-                       "outputs", "step", "key")
+  STATIC_QUANTITIES = (
+    "x",
+    "y",
+    "fake_y",
+    "fake_x",
+    "cycle_x",
+    "cycle_y",
+    "d_x_real",
+    "d_x_fake",
+    "d_y_real",
+    "d_y_fake",
+    "apply",
+    "params",
+    "all_params",
+    "outputs",
+    "step",
+    "key",
+  )
 
   def quantities(self, aux_names: tuple[str, ...] = ()) -> frozenset[str]:
     """The names a term of this game may ask for."""
     return frozenset(self.STATIC_QUANTITIES) | frozenset(aux_names)
 
-  def init_variables(self, key: jax.Array, batch: Mapping[str, jax.Array] | None = None
-                     ) -> dict[str, dict[str, PyTree]]:
+  def init_variables(
+    self, key: jax.Array, batch: Mapping[str, jax.Array] | None = None
+  ) -> dict[str, dict[str, PyTree]]:
     """Every network initialised on zeros of its example input (`batch` is not needed)."""
     del batch
     return init_networks(self.networks, key)
@@ -105,45 +123,58 @@ class PointTranslationGame:
     """Points (n, 2) of domain X, the inputs G translates."""
     return jnp.asarray(self.mu_x, jnp.float32) + jax.random.normal(key, (n, 2))
 
-  def sample(self, params: Mapping[str, PyTree], model_state: Mapping[str, PyTree],
-             inputs: jax.Array) -> dict[str, jax.Array]:
+  def sample(
+    self, params: Mapping[str, PyTree], model_state: Mapping[str, PyTree], inputs: jax.Array
+  ) -> dict[str, jax.Array]:
     """{"generated": G(x), "cycle": F(G(x))}, each (N, 2)."""
     model_state = dict(model_state)
-    fake_y = forward(self.networks["G"].module, params["G"], model_state, "G", inputs,
-                     train=False)["output"]
-    cycle = forward(self.networks["F"].module, params["F"], model_state, "F", fake_y,
-                    train=False)["output"]
+    fake_y = forward(self.networks["G"].module, params["G"], model_state, "G", inputs, train=False)[
+      "output"
+    ]
+    cycle = forward(self.networks["F"].module, params["F"], model_state, "F", fake_y, train=False)[
+      "output"
+    ]
     return {GENERATED: fake_y, "cycle": cycle}
 
-  def context(self, *, networks: tuple[str, ...], params: Mapping[str, PyTree],
-              model_state: dict[str, PyTree], batch: Mapping[str, jax.Array],
-              aux: Mapping[str, PyTree], step: jax.Array, key: jax.Array,
-              outputs: Mapping[str, Any] | None = None) -> Context:
+  def context(
+    self,
+    *,
+    networks: tuple[str, ...],
+    params: Mapping[str, PyTree],
+    model_state: dict[str, PyTree],
+    batch: Mapping[str, jax.Array],
+    aux: Mapping[str, PyTree],
+    step: jax.Array,
+    key: jax.Array,
+    outputs: Mapping[str, Any] | None = None,
+  ) -> Context:
     """The named quantities for one update of `networks` (see the class docstring)."""
     del key  # The game draws no noise: its inputs are the real points.
     ctx: Context
 
     def apply(name, inputs):
-      return forward(self.networks[name].module, params[name], model_state, name, inputs,
-                     train=True)["output"]
+      return forward(
+        self.networks[name].module, params[name], model_state, name, inputs, train=True
+      )["output"]
 
     providers = {
-        "x": lambda: batch["image"],
-        "y": lambda: batch["image_y"],
-        "fake_y": lambda: apply("G", ctx["x"]),
-        "fake_x": lambda: apply("F", ctx["y"]),
-        "cycle_x": lambda: apply("F", ctx["fake_y"]),
-        "cycle_y": lambda: apply("G", ctx["fake_x"]),
-        "d_x_real": lambda: apply("D_X", ctx["x"]),
-        "d_x_fake": lambda: apply("D_X", ctx["fake_x"]),
-        "d_y_real": lambda: apply("D_Y", ctx["y"]),
-        "d_y_fake": lambda: apply("D_Y", ctx["fake_y"]),
-        "apply": lambda: apply,
-        "params": lambda: (params[networks[0]] if len(networks) == 1
-                           else {n: params[n] for n in networks}),
-        "all_params": lambda: params,
-        "outputs": lambda: dict(outputs or {}),
-        "step": lambda: step,
+      "x": lambda: batch["image"],
+      "y": lambda: batch["image_y"],
+      "fake_y": lambda: apply("G", ctx["x"]),
+      "fake_x": lambda: apply("F", ctx["y"]),
+      "cycle_x": lambda: apply("F", ctx["fake_y"]),
+      "cycle_y": lambda: apply("G", ctx["fake_x"]),
+      "d_x_real": lambda: apply("D_X", ctx["x"]),
+      "d_x_fake": lambda: apply("D_X", ctx["fake_x"]),
+      "d_y_real": lambda: apply("D_Y", ctx["y"]),
+      "d_y_fake": lambda: apply("D_Y", ctx["fake_y"]),
+      "apply": lambda: apply,
+      "params": lambda: (
+        params[networks[0]] if len(networks) == 1 else {n: params[n] for n in networks}
+      ),
+      "all_params": lambda: params,
+      "outputs": lambda: dict(outputs or {}),
+      "step": lambda: step,
     }
     providers.update({name: (lambda v=value: v) for name, value in aux.items()})
     ctx = Context(providers)
@@ -196,8 +227,13 @@ def discriminator_y(*, d_y_real, apply, history):
 def pool_init(batch_size: int, *, params):
   """An empty pool of `batch_size` points per domain and θ̄ = the initial parameters."""
   zeros = jnp.zeros((batch_size, 2), jnp.float32)
-  return {"fake_x": zeros, "fake_y": zeros, "filled": jnp.zeros((), bool),
-          "average": {n: params[n] for n in GENERATORS}, "count": jnp.ones((), jnp.int32)}
+  return {
+    "fake_x": zeros,
+    "fake_y": zeros,
+    "filled": jnp.zeros((), bool),
+    "average": {n: params[n] for n in GENERATORS},
+    "count": jnp.ones((), jnp.int32),
+  }
 
 
 def pool_update(state, *, outputs, params, key):
@@ -209,13 +245,20 @@ def pool_update(state, *, outputs, params, key):
   fresh_x, fresh_y = outputs["g/fake_x"], outputs["g/fake_y"]
   take = (jax.random.uniform(key, fresh_x.shape[:1]) < 0.5) | ~state["filled"]
   count = state["count"] + 1
-  average = jax.tree.map(lambda a, p: a + (p - a) / count, state["average"],
-                         {n: params[n] for n in GENERATORS})
-  new = {"fake_x": jnp.where(take[:, None], fresh_x, state["fake_x"]),
-         "fake_y": jnp.where(take[:, None], fresh_y, state["fake_y"]),
-         "filled": jnp.ones((), bool), "average": average, "count": count}
-  return new, {"replaced": jnp.mean(take.astype(jnp.float32)),
-               "pool_mean_y": jnp.mean(new["fake_y"])}
+  average = jax.tree.map(
+    lambda a, p: a + (p - a) / count, state["average"], {n: params[n] for n in GENERATORS}
+  )
+  new = {
+    "fake_x": jnp.where(take[:, None], fresh_x, state["fake_x"]),
+    "fake_y": jnp.where(take[:, None], fresh_y, state["fake_y"]),
+    "filled": jnp.ones((), bool),
+    "average": average,
+    "count": count,
+  }
+  return new, {
+    "replaced": jnp.mean(take.astype(jnp.float32)),
+    "pool_mean_y": jnp.mean(new["fake_y"]),
+  }
 
 
 def setup(builder: SpecBuilder) -> Callable[[SpecBuilder], PointTranslationGame]:
@@ -232,15 +275,21 @@ def setup(builder: SpecBuilder) -> Callable[[SpecBuilder], PointTranslationGame]
   for name in DISCRIMINATORS:
     builder.add_network(name, MLP((hidden, 1)), (1, 2))
   builder.phases += [
-      Phase("g", GENERATORS,
-            (Term("adv", generators_adversarial),
-             Term("cycle", cycle_consistency, cfg["cycle_weight"]),
-             Term("history", historical_average, cfg["history_weight"])),
-            outputs=("fake_x", "fake_y")),
-      Phase("d", DISCRIMINATORS,
-            (Term("x", discriminator_x), Term("y", discriminator_y)))]
-  builder.controllers.append(Controller(POOL, functools.partial(pool_init, batch_size),
-                                        pool_update, after="g"))
+    Phase(
+      "g",
+      GENERATORS,
+      (
+        Term("adv", generators_adversarial),
+        Term("cycle", cycle_consistency, cfg["cycle_weight"]),
+        Term("history", historical_average, cfg["history_weight"]),
+      ),
+      outputs=("fake_x", "fake_y"),
+    ),
+    Phase("d", DISCRIMINATORS, (Term("x", discriminator_x), Term("y", discriminator_y))),
+  ]
+  builder.controllers.append(
+    Controller(POOL, functools.partial(pool_init, batch_size), pool_update, after="g")
+  )
   builder.ema_networks = GENERATORS
 
   def finish(b: SpecBuilder) -> PointTranslationGame:
@@ -262,21 +311,34 @@ SGD_RATES = {"G": 0.05, "F": 0.02, "D_X": 0.1, "D_Y": 0.07}
 CYCLE_WEIGHT, HISTORY_WEIGHT = 2.0, 0.5
 
 
-def make_config(batch_size: int = 8, devices: int = 1,
-                ema_decay: float = 0.0) -> ml_collections.ConfigDict:
+def make_config(
+  batch_size: int = 8, devices: int = 1, ema_decay: float = 0.0
+) -> ml_collections.ConfigDict:
   """A config of the point translation game, with plain SGD so one step can be written out
   exactly; the learning rates differ per network so a mix-up of optimisers shows."""
-  return ml_collections.ConfigDict({
+  return ml_collections.ConfigDict(
+    {
       "game": GAME_NAME,
       "seed": 0,
       "data": {"image_size": 1, "channels": 2},
-      "optim": {name: {"name": "sgd", "learning_rate": rate, "momentum": 0.0}
-                for name, rate in SGD_RATES.items()},
-      "train": {"batch_size": batch_size, "n_critic": 1, "ema_decay": ema_decay,
-                "devices": devices},
-      "translation": {"hidden": 8, "mu_x": MU_X, "cycle_weight": CYCLE_WEIGHT,
-                      "history_weight": HISTORY_WEIGHT},
-  })
+      "optim": {
+        name: {"name": "sgd", "learning_rate": rate, "momentum": 0.0}
+        for name, rate in SGD_RATES.items()
+      },
+      "train": {
+        "batch_size": batch_size,
+        "n_critic": 1,
+        "ema_decay": ema_decay,
+        "devices": devices,
+      },
+      "translation": {
+        "hidden": 8,
+        "mu_x": MU_X,
+        "cycle_weight": CYCLE_WEIGHT,
+        "history_weight": HISTORY_WEIGHT,
+      },
+    }
+  )
 
 
 def make_spec(devices: int = 1, **config_args):
@@ -288,8 +350,10 @@ def point_batch(spec, seed: int = 0) -> dict[str, np.ndarray]:
   """{"image": X points, "image_y": Y points}, each (R, B, 2) float32."""
   rng = np.random.default_rng(seed)
   shape = (spec.batches_per_iteration, spec.batch_size, 2)
-  return {"image": (rng.standard_normal(shape) + MU_X).astype(np.float32),
-          "image_y": (rng.standard_normal(shape) + MU_Y).astype(np.float32)}
+  return {
+    "image": (rng.standard_normal(shape) + MU_X).astype(np.float32),
+    "image_y": (rng.standard_normal(shape) + MU_Y).astype(np.float32),
+  }
 
 
 def _apply(spec, name, params, x):
@@ -310,18 +374,23 @@ def hand_written_iteration(spec, state, batch):
   def g_loss(theta):
     fake_y = _apply(spec, "G", theta["G"], x)
     fake_x = _apply(spec, "F", theta["F"], y)
-    adv = (jnp.mean((_apply(spec, "D_Y", phi_y, fake_y) - 1) ** 2)
-           + jnp.mean((_apply(spec, "D_X", phi_x, fake_x) - 1) ** 2))
-    cycle = (jnp.mean(jnp.abs(_apply(spec, "F", theta["F"], fake_y) - x))
-             + jnp.mean(jnp.abs(_apply(spec, "G", theta["G"], fake_x) - y)))
-    history = sum(jnp.sum((p - a) ** 2) for p, a in zip(jax.tree.leaves(theta),
-                                                        jax.tree.leaves(pool["average"])))
+    adv = jnp.mean((_apply(spec, "D_Y", phi_y, fake_y) - 1) ** 2) + jnp.mean(
+      (_apply(spec, "D_X", phi_x, fake_x) - 1) ** 2
+    )
+    cycle = jnp.mean(jnp.abs(_apply(spec, "F", theta["F"], fake_y) - x)) + jnp.mean(
+      jnp.abs(_apply(spec, "G", theta["G"], fake_x) - y)
+    )
+    history = sum(
+      jnp.sum((p - a) ** 2)
+      for p, a in zip(jax.tree.leaves(theta), jax.tree.leaves(pool["average"]))
+    )
     return adv + CYCLE_WEIGHT * cycle + HISTORY_WEIGHT * history, (fake_x, fake_y)
 
   theta = {n: state.params[n] for n in GENERATORS}
   grads, (fake_x, fake_y) = jax.grad(g_loss, has_aux=True)(theta)
-  theta = {n: jax.tree.map(lambda p, g, n=n: p - SGD_RATES[n] * g, theta[n], grads[n])
-           for n in GENERATORS}
+  theta = {
+    n: jax.tree.map(lambda p, g, n=n: p - SGD_RATES[n] * g, theta[n], grads[n]) for n in GENERATORS
+  }
 
   # The controller's key, as the step derives it (gan_jax.core.step.train_iteration).
   rng = jax.random.fold_in(state.rng, state.step)
@@ -333,17 +402,26 @@ def hand_written_iteration(spec, state, batch):
   average = jax.tree.map(lambda a, p: a + (p - a) / count, pool["average"], theta)
 
   def d_loss(phi):
-    return (jnp.mean((_apply(spec, "D_X", phi["D_X"], x) - 1) ** 2)
-            + jnp.mean(_apply(spec, "D_X", phi["D_X"], pool_x) ** 2)
-            + jnp.mean((_apply(spec, "D_Y", phi["D_Y"], y) - 1) ** 2)
-            + jnp.mean(_apply(spec, "D_Y", phi["D_Y"], pool_y) ** 2))
+    return (
+      jnp.mean((_apply(spec, "D_X", phi["D_X"], x) - 1) ** 2)
+      + jnp.mean(_apply(spec, "D_X", phi["D_X"], pool_x) ** 2)
+      + jnp.mean((_apply(spec, "D_Y", phi["D_Y"], y) - 1) ** 2)
+      + jnp.mean(_apply(spec, "D_Y", phi["D_Y"], pool_y) ** 2)
+    )
 
   phi = {"D_X": phi_x, "D_Y": phi_y}
   grads = jax.grad(d_loss)(phi)
-  phi = {n: jax.tree.map(lambda p, g, n=n: p - SGD_RATES[n] * g, phi[n], grads[n])
-         for n in DISCRIMINATORS}
-  new_pool = {"fake_x": pool_x, "fake_y": pool_y, "filled": jnp.ones((), bool),
-              "average": average, "count": count}
+  phi = {
+    n: jax.tree.map(lambda p, g, n=n: p - SGD_RATES[n] * g, phi[n], grads[n])
+    for n in DISCRIMINATORS
+  }
+  new_pool = {
+    "fake_x": pool_x,
+    "fake_y": pool_y,
+    "filled": jnp.ones((), bool),
+    "average": average,
+    "count": count,
+  }
   return {**theta, **phi}, new_pool
 
 
@@ -366,6 +444,7 @@ class Run:
     cache_size: programs the compiled step holds after all iterations.
     traces: times the iteration was traced.
   """
+
   spec: Any
   states: list[Any]
   metrics: list[dict[str, np.ndarray]]
@@ -386,8 +465,7 @@ def _compiled_run(devices: int) -> Run:
     traces.append(1)
     return controller.update(state, **inputs)
 
-  spec = dataclasses.replace(spec, controllers=(dataclasses.replace(controller,
-                                                                    update=counted),))
+  spec = dataclasses.replace(spec, controllers=(dataclasses.replace(controller, update=counted),))
   step = train.compile_train_iteration(spec)
   state = train.init_state(spec, 0)
   states, metrics = [jax.device_get(state)], []
@@ -395,9 +473,14 @@ def _compiled_run(devices: int) -> Run:
     state, m = step(state, point_batch(spec, i))
     states.append(jax.device_get(state))
     metrics.append(jax.device_get(m))
-  return Run(spec=spec, states=states, metrics=metrics, final=state,
-             cache_size=step._cache_size(),  # pylint: disable=protected-access
-             traces=len(traces))
+  return Run(
+    spec=spec,
+    states=states,
+    metrics=metrics,
+    final=state,
+    cache_size=step._cache_size(),  # pylint: disable=protected-access
+    traces=len(traces),
+  )
 
 
 @pytest.fixture(scope="module")
@@ -417,17 +500,36 @@ def test_game_trains_with_joint_phases_and_a_controller(runs):
   for metrics in run.metrics:
     assert all(np.isfinite(v) for v in metrics.values()), metrics
   metrics = run.metrics[-1]
-  expected = {"g/loss", "g/adv", "g/adv/G", "g/adv/F", "g/cycle", "g/cycle/x", "g/history",
-              "g/grad_norm", "g/param_norm", "d/loss", "d/x", "d/y", "d/grad_norm",
-              f"{POOL}/replaced", f"{POOL}/pool_mean_y"}
-  expected |= {f"{phase}/{name}/{m}" for phase, names in (("g", GENERATORS),
-                                                          ("d", DISCRIMINATORS))
-               for name in names for m in ("grad_norm", "param_norm")}
+  expected = {
+    "g/loss",
+    "g/adv",
+    "g/adv/G",
+    "g/adv/F",
+    "g/cycle",
+    "g/cycle/x",
+    "g/history",
+    "g/grad_norm",
+    "g/param_norm",
+    "d/loss",
+    "d/x",
+    "d/y",
+    "d/grad_norm",
+    f"{POOL}/replaced",
+    f"{POOL}/pool_mean_y",
+  }
+  expected |= {
+    f"{phase}/{name}/{m}"
+    for phase, names in (("g", GENERATORS), ("d", DISCRIMINATORS))
+    for name in names
+    for m in ("grad_norm", "param_norm")
+  }
   assert expected <= set(metrics), sorted(expected - set(metrics))
   # The joint norm is the norm over both networks' gradients.
-  np.testing.assert_allclose(metrics["g/grad_norm"] ** 2,
-                             metrics["g/G/grad_norm"] ** 2 + metrics["g/F/grad_norm"] ** 2,
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    metrics["g/grad_norm"] ** 2,
+    metrics["g/G/grad_norm"] ** 2 + metrics["g/F/grad_norm"] ** 2,
+    rtol=1e-5,
+  )
   assert int(end.step) == ITERATIONS
   for name in run.spec.networks:
     diff = optax.tree.norm(jax.tree.map(np.subtract, end.params[name], start.params[name]))
@@ -436,8 +538,7 @@ def test_game_trains_with_joint_phases_and_a_controller(runs):
   assert bool(pool["filled"]) and not bool(start.aux[POOL]["filled"])
   assert int(pool["count"]) == ITERATIONS + 1
   assert np.abs(pool["fake_y"]).sum() > 0
-  moved = optax.tree.norm(jax.tree.map(np.subtract, pool["average"],
-                                       start.aux[POOL]["average"]))
+  moved = optax.tree.norm(jax.tree.map(np.subtract, pool["average"], start.aux[POOL]["average"]))
   assert float(moved) > 0
 
 
@@ -452,8 +553,10 @@ def test_joint_phases_equal_hand_written_iteration(runs):
     params, pool = reference(before, point_batch(run.spec, i))
     chex.assert_trees_all_close(after.params, params, rtol=1e-5, atol=1e-6)
     chex.assert_trees_all_close(after.aux[POOL], pool, rtol=1e-5, atol=1e-6)
-    ema = {n: jax.tree.map(lambda e, p: EMA_DECAY * e + (1 - EMA_DECAY) * p,
-                           before.ema[n], params[n]) for n in GENERATORS}
+    ema = {
+      n: jax.tree.map(lambda e, p: EMA_DECAY * e + (1 - EMA_DECAY) * p, before.ema[n], params[n])
+      for n in GENERATORS
+    }
     chex.assert_trees_all_close(after.ema, ema, rtol=1e-5, atol=1e-6)
   # From the second iteration on, the pool keeps some of its rows and θ̄ differs from θ, so
   # every part of the controller's state reaches the terms that read it.
@@ -495,5 +598,6 @@ def test_sampling(runs):
     np.testing.assert_allclose(samples, expected, rtol=1e-5, atol=1e-6)
     panels = spec.game.sample(state.ema, state.model_state, inputs)
     assert set(panels) == {GENERATED, "cycle"}
-    np.testing.assert_allclose(panels["cycle"], _apply(spec, "F", state.ema["F"], expected),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+      panels["cycle"], _apply(spec, "F", state.ema["F"], expected), rtol=1e-5, atol=1e-5
+    )

@@ -43,7 +43,7 @@ def import_graph() -> dict[str, set[str]]:
       elif isinstance(node, ast.ImportFrom):
         base = node.module or ""
         if node.level:
-          anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+          anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
           base = ".".join(anchor + ([base] if base else []))
         targets = [base] + [f"{base}.{a.name}" for a in node.names]
       else:

@@ -58,8 +58,7 @@ def test_pool3_matches_torchscript_reference(fid_params):
     assert rel < 1e-4, f"{n}: max relative error {rel:.2e}"
     assert np.linalg.norm(out[i] - ref) / np.linalg.norm(ref) < 1e-4, n
   # The features tell images apart (a broken network giving constant output would not).
-  assert np.min(np.linalg.norm(out[:, None] - out[None], axis=-1)
-                + np.eye(len(out)) * 1e9) > 1e-2
+  assert np.min(np.linalg.norm(out[:, None] - out[None], axis=-1) + np.eye(len(out)) * 1e9) > 1e-2
 
 
 def test_feature_extractor_sharded_matches_reference(fid_params):
@@ -74,8 +73,9 @@ def test_feature_extractor_sharded_matches_reference(fid_params):
   feats = extractor(np.concatenate([stack, stack[:2]]))["features"]
   assert feats.shape == (len(picked) + 2, 2048)
   for i, n in enumerate(picked + picked[:2]):
-    np.testing.assert_allclose(feats[i], reference[n], rtol=0,
-                               atol=1e-4 * np.abs(reference[n]).max())
+    np.testing.assert_allclose(
+      feats[i], reference[n], rtol=0, atol=1e-4 * np.abs(reference[n]).max()
+    )
 
 
 # ----------------------------------------------------------------------------- preprocessing
@@ -123,8 +123,9 @@ def test_resize_matrix_rows_are_interpolation_weights():
 def test_preprocess_gray_equals_repeated_rgb_and_rejects_bad_shapes():
   rng = np.random.default_rng(1)
   gray = rng.integers(0, 256, (2, 28, 28, 1)).astype(np.uint8)
-  np.testing.assert_array_equal(inception.preprocess(gray),
-                                inception.preprocess(np.repeat(gray, 3, -1)))
+  np.testing.assert_array_equal(
+    inception.preprocess(gray), inception.preprocess(np.repeat(gray, 3, -1))
+  )
   with pytest.raises(ValueError, match="expected images"):
     inception.preprocess(jnp.zeros((28, 28, 3), jnp.uint8))
 
@@ -224,16 +225,20 @@ def _write_torch_state_dict(path: str, tensors: dict[str, np.ndarray]) -> None:
 def _pytorch_fid_state_dict(rng) -> dict[str, np.ndarray]:
   """Random weights in pytorch-fid's FIDInceptionV3 state-dict layout."""
   state = {}
-  params = jax.eval_shape(lambda: inception.InceptionV3(logits=True, has_scale=True).init(
-      jax.random.PRNGKey(0), jnp.zeros((1, 299, 299, 3))))["params"]
+  params = jax.eval_shape(
+    lambda: inception.InceptionV3(logits=True, has_scale=True).init(
+      jax.random.PRNGKey(0), jnp.zeros((1, 299, 299, 3))
+    )
+  )["params"]
   for name, _, _, _ in inception.conv_names():
     node = params
     for part in name.split("/"):
       node = node[part]
     kh, kw, cin, cout = node["kernel"].shape
     p = name.replace("/", ".")
-    state[f"{p}.conv.weight"] = rng.normal(0, (kh * kw * cin) ** -0.5,
-                                           (cout, cin, kh, kw)).astype(np.float32)
+    state[f"{p}.conv.weight"] = rng.normal(0, (kh * kw * cin) ** -0.5, (cout, cin, kh, kw)).astype(
+      np.float32
+    )
     state[f"{p}.bn.weight"] = rng.uniform(0.5, 1.5, cout).astype(np.float32)
     state[f"{p}.bn.bias"] = rng.normal(0, 0.1, cout).astype(np.float32)
     state[f"{p}.bn.running_mean"] = rng.normal(0, 0.1, cout).astype(np.float32)
@@ -252,8 +257,9 @@ def test_pytorch_fid_layout_loader_on_random_weights(tmp_path, monkeypatch):
   inception.convert_full(path)
   params = inception.load_params(full=True)
   conv = params["Mixed_6b"]["branch7x7_2"]
-  np.testing.assert_array_equal(conv["kernel"], state["Mixed_6b.branch7x7_2.conv.weight"]
-                                .transpose(2, 3, 1, 0))
+  np.testing.assert_array_equal(
+    conv["kernel"], state["Mixed_6b.branch7x7_2.conv.weight"].transpose(2, 3, 1, 0)
+  )
   np.testing.assert_array_equal(conv["scale"], state["Mixed_6b.branch7x7_2.bn.weight"])
   np.testing.assert_array_equal(conv["mean"], state["Mixed_6b.branch7x7_2.bn.running_mean"])
   np.testing.assert_array_equal(params["fc_kernel"], state["fc.weight"].T)
@@ -261,8 +267,9 @@ def test_pytorch_fid_layout_loader_on_random_weights(tmp_path, monkeypatch):
   x = np.random.default_rng(3).integers(0, 256, (2, 299, 299, 3)).astype(np.uint8)
   out = jax.jit(inception.apply)(params, x)
   assert out["pool3"].shape == (2, 2048) and out["logits_unbiased"].shape == (2, 1008)
-  np.testing.assert_allclose(out["logits_unbiased"], np.asarray(out["pool3"]) @ state[
-      "fc.weight"].T, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(
+    out["logits_unbiased"], np.asarray(out["pool3"]) @ state["fc.weight"].T, rtol=1e-4, atol=1e-5
+  )
   assert np.all(np.isfinite(out["pool3"])) and np.std(out["pool3"]) > 0
   # The extractor exposes the logits for the Inception score.
   extractor = features_lib.EXTRACTORS.get("inception")({"inception_weights": "full"})

@@ -22,12 +22,25 @@ from gan_jax.losses.lens import reconstruction_loss
 from gan_jax.stabilisers.lens import lens_lambda
 from tests.utils import iterate, random_batch, smoke_config, smoke_spec
 
-OBJECTIVE_CONFIGS = {"minimax": "dcgan_minimax", "non_saturating": "dcgan", "lsgan": "lsgan",
-                     "wgan": "wgan", "wgan_gp": "wgan_gp"}
+OBJECTIVE_CONFIGS = {
+  "minimax": "dcgan_minimax",
+  "non_saturating": "dcgan",
+  "lsgan": "lsgan",
+  "wgan": "wgan",
+  "wgan_gp": "wgan_gp",
+}
 
 
-@pytest.mark.parametrize("t,expected", [(0, 1.0), (5000, 1 - math.sqrt(2) / 2), (10000, 0.0),
-                                        (20000, 0.0), (2500, 1 - math.sin(math.pi / 8))])
+@pytest.mark.parametrize(
+  "t,expected",
+  [
+    (0, 1.0),
+    (5000, 1 - math.sqrt(2) / 2),
+    (10000, 0.0),
+    (20000, 0.0),
+    (2500, 1 - math.sin(math.pi / 8)),
+  ],
+)
 def test_lambda_schedule(t, expected):
   chex.assert_trees_all_close(lens_lambda(t, schedule="sine", K=10000), expected, atol=1e-6)
   chex.assert_trees_all_close(lens_lambda(t, schedule="constant", K=10000, value=0.3), 0.3)
@@ -36,8 +49,9 @@ def test_lambda_schedule(t, expected):
 def test_lens_adversarial_terms_by_hand():
   d = np.array([0.5, -1.0, 2.0], np.float32)
   sig = 1 / (1 + np.exp(-d))
-  chex.assert_trees_all_close(losses.lens_minimax_loss(d_real=d)[0],
-                              -np.mean(np.log(1 - sig)), rtol=1e-6)
+  chex.assert_trees_all_close(
+    losses.lens_minimax_loss(d_real=d)[0], -np.mean(np.log(1 - sig)), rtol=1e-6
+  )
   chex.assert_trees_all_close(losses.lens_lsgan_loss(d_real=d)[0], 5.25 / 3, rtol=1e-6)
   chex.assert_trees_all_close(losses.lens_wasserstein_loss(d_real=d)[0], 1.5 / 3, rtol=1e-6)
 
@@ -48,14 +62,17 @@ def test_reconstruction_loss_by_hand():
   # per image: 4 * 1 and 4 * 4; batch mean 10; per-pixel mean 2.5.
   chex.assert_trees_all_close(reconstruction_loss(x_real=x, x_real_view=lx)[0], 10.0)
   chex.assert_trees_all_close(
-      reconstruction_loss(x_real=x, x_real_view=lx, reduction="mean")[0], 2.5)
+    reconstruction_loss(x_real=x, x_real_view=lx, reduction="mean")[0], 2.5
+  )
 
 
 @pytest.mark.parametrize("objective", sorted(OBJECTIVE_CONFIGS))
 def test_lens_and_advas_compose_with_every_objective(objective):
-  for stabilisers, phases, g_terms in [("lens", ("d", "g", "lens"), ("adv",)),
-                                       ("advas", ("d", "g"), ("adv", "advas")),
-                                       ("lens,advas", ("d", "g", "lens"), ("adv", "advas"))]:
+  for stabilisers, phases, g_terms in [
+    ("lens", ("d", "g", "lens"), ("adv",)),
+    ("advas", ("d", "g"), ("adv", "advas")),
+    ("lens,advas", ("d", "g", "lens"), ("adv", "advas")),
+  ]:
     spec, _ = smoke_spec(OBJECTIVE_CONFIGS[objective], stabilisers=stabilisers)
     assert tuple(p.name for p in spec.phases) == phases
     assert tuple(t.name for t in spec.phases[1].terms) == g_terms
@@ -91,16 +108,25 @@ def test_lens_phase_updates_the_lens_and_logs():
   spec, _ = smoke_spec("dcgan", stabilisers="lens")
   state = train.init_state(spec, 0)
   new, metrics = iterate(spec, state, 1)
-  assert {"lens/adv", "lens/recon", "lens/lambda", "lens/adv/d_lensed", "lens/adv/d_data",
-          "lens/loss"} <= set(metrics)
+  assert {
+    "lens/adv",
+    "lens/recon",
+    "lens/lambda",
+    "lens/adv/d_lensed",
+    "lens/adv/d_data",
+    "lens/loss",
+  } <= set(metrics)
   chex.assert_trees_all_close(metrics["lens/lambda"], 1.0)
   chex.assert_trees_all_close(new.aux["lens"]["lambda"], lens_lambda(1, schedule="sine", K=10))
-  diff = jax.tree.map(lambda u, v: jnp.max(jnp.abs(u - v)), new.params["lens"],
-                      state.params["lens"])
+  diff = jax.tree.map(
+    lambda u, v: jnp.max(jnp.abs(u - v)), new.params["lens"], state.params["lens"]
+  )
   assert max(jax.tree.leaves(diff)) > 0
-  chex.assert_trees_all_close(metrics["lens/loss"],
-                              metrics["lens/lambda"] * metrics["lens/adv"] +
-                              metrics["lens/recon"], rtol=1e-5)
+  chex.assert_trees_all_close(
+    metrics["lens/loss"],
+    metrics["lens/lambda"] * metrics["lens/adv"] + metrics["lens/recon"],
+    rtol=1e-5,
+  )
 
 
 def test_combined_step_compiles_once():
@@ -133,8 +159,7 @@ class _TinyG(nn.Module):
   @nn.compact
   def __call__(self, z, train=True):
     h = jnp.tanh(nn.Dense(3, param_dtype=jnp.float64, dtype=jnp.float64)(z))
-    return jnp.tanh(nn.Dense(4, param_dtype=jnp.float64, dtype=jnp.float64)(h)).reshape(
-        -1, 2, 2, 1)
+    return jnp.tanh(nn.Dense(4, param_dtype=jnp.float64, dtype=jnp.float64)(h)).reshape(-1, 2, 2, 1)
 
 
 class _TinyD(nn.Module):
@@ -149,11 +174,16 @@ class _TinyD(nn.Module):
 def _tiny_advas_setup(objective_config):
   spec, _ = smoke_spec(objective_config, stabilisers="advas")
   networks = {
-      "generator": dataclasses.replace(spec.networks["generator"], module=_TinyG(),
-                                       example_input=jax.ShapeDtypeStruct((1, 2), jnp.float64)),
-      "discriminator": dataclasses.replace(spec.networks["discriminator"], module=_TinyD(),
-                                           example_input=jax.ShapeDtypeStruct((1, 2, 2, 1),
-                                                                              jnp.float64)),
+    "generator": dataclasses.replace(
+      spec.networks["generator"],
+      module=_TinyG(),
+      example_input=jax.ShapeDtypeStruct((1, 2), jnp.float64),
+    ),
+    "discriminator": dataclasses.replace(
+      spec.networks["discriminator"],
+      module=_TinyD(),
+      example_input=jax.ShapeDtypeStruct((1, 2, 2, 1), jnp.float64),
+    ),
   }
   game = dataclasses.replace(spec.game, networks=networks, z_dim=2)
   spec = dataclasses.replace(spec, networks=networks, game=game)
@@ -163,11 +193,19 @@ def _tiny_advas_setup(objective_config):
   key = jax.random.PRNGKey(7)
 
   def context(theta, phi=None):
-    params = {"generator": theta,
-              "discriminator": state.params["discriminator"] if phi is None else phi}
-    return spec.game.context(networks=("generator",), params=params,
-                             model_state=dict(state.model_state), batch={"image": x},
-                             aux=state.aux, step=state.step, key=key)
+    params = {
+      "generator": theta,
+      "discriminator": state.params["discriminator"] if phi is None else phi,
+    }
+    return spec.game.context(
+      networks=("generator",),
+      params=params,
+      model_state=dict(state.model_state),
+      batch={"image": x},
+      aux=state.aux,
+      step=state.step,
+      key=key,
+    )
 
   def r(theta):
     ctx = context(theta)
@@ -193,8 +231,9 @@ def test_advas_penalty_and_gradient_against_finite_differences(objective_config)
         return jnp.mean(jax.nn.softplus(-d(x))) + jnp.mean(jax.nn.softplus(d(fake)))
 
       g = jax.grad(d_loss)(phi)
-      chex.assert_trees_all_close(r(theta), sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(g)),
-                                  rtol=1e-10)
+      chex.assert_trees_all_close(
+        r(theta), sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(g)), rtol=1e-10
+      )
 
     grad = jax.grad(r)(theta)
     rng = np.random.default_rng(0)
@@ -214,8 +253,9 @@ def test_advas_does_not_touch_d_batch_statistics():
   advas, _ = smoke_spec("dcgan", stabilisers="advas")
   a, _ = iterate(plain, train.init_state(plain, 0), 1)
   b, metrics = iterate(advas, train.init_state(advas, 0), 1)
-  chex.assert_trees_all_close(b.model_state["discriminator"], a.model_state["discriminator"],
-                              rtol=1e-6)
+  chex.assert_trees_all_close(
+    b.model_state["discriminator"], a.model_state["discriminator"], rtol=1e-6
+  )
   chex.assert_trees_all_close(b.params["discriminator"], a.params["discriminator"], rtol=1e-6)
   assert float(metrics["g/advas"]) > 0 and float(metrics["g/balance_weight"]) > 0
 
@@ -224,8 +264,9 @@ def test_fixed_advas_weight():
   spec, _ = smoke_spec("dcgan", stabilisers="advas", advas__adaptive=False, advas__weight=0.25)
   assert spec.phases[1].terms[-1].weight == 0.25
   _, metrics = iterate(spec, train.init_state(spec, 0), 1)
-  chex.assert_trees_all_close(metrics["g/loss"], metrics["g/adv"] + 0.25 * metrics["g/advas"],
-                              rtol=1e-5)
+  chex.assert_trees_all_close(
+    metrics["g/loss"], metrics["g/adv"] + 0.25 * metrics["g/advas"], rtol=1e-5
+  )
 
 
 def test_bad_stabiliser_config():

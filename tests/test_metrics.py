@@ -93,8 +93,9 @@ def test_fid_of_few_samples_matches_the_covariance_route():
   y = (rng.normal(size=(13, 64)) @ rng.normal(size=(64, 64)) / 8).astype(np.float32)
   for a, b in ((x, y), (y, x), (x, x[:7])):
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    exact = metrics.frechet_distance(a64.mean(0), np.cov(a64, rowvar=False), b64.mean(0),
-                                     np.cov(b64, rowvar=False))
+    exact = metrics.frechet_distance(
+      a64.mean(0), np.cov(a64, rowvar=False), b64.mean(0), np.cov(b64, rowvar=False)
+    )
     got = metrics.fid_from_features(a, b)
     np.testing.assert_allclose(got, exact, rtol=1e-6)
     stats = metrics.fid_from_stats(metrics.gaussian_stats(a), metrics.gaussian_stats(b))
@@ -161,8 +162,12 @@ def test_kid_estimator_is_exactly_unbiased():
   truth = _population_mmd2(px, py)
   np.testing.assert_allclose(float(np.mean(np.asarray(est, np.float64))), truth, rtol=1e-5)
   k = lambda a, b: np.asarray(kid_lib.polynomial_kernel(a, b), np.float64)
-  biased = np.mean([k(a, a).mean() + k(b, b).mean() - 2 * k(a, b).mean()
-                    for a, b in zip(xs[xi.ravel()], ys[yi.ravel()])])
+  biased = np.mean(
+    [
+      k(a, a).mean() + k(b, b).mean() - 2 * k(a, b).mean()
+      for a, b in zip(xs[xi.ravel()], ys[yi.ravel()])
+    ]
+  )
   assert abs(biased - truth) > 0.05 * abs(truth)
 
 
@@ -203,8 +208,7 @@ def test_inception_score_of_confident_balanced_predictions_is_num_classes():
 def test_inception_score_of_one_confident_class_is_one():
   probs = np.zeros((50, 5), np.float32)
   probs[:, 2] = 1
-  np.testing.assert_allclose(is_lib.inception_score(probs=probs, splits=5)[0], 1.0,
-                             atol=1e-6)
+  np.testing.assert_allclose(is_lib.inception_score(probs=probs, splits=5)[0], 1.0, atol=1e-6)
 
 
 def test_inception_score_from_logits_matches_probs():

@@ -1,6 +1,5 @@
 """Objectives against hand computations; the gradient penalty against per-sample gradients."""
 
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -69,8 +68,9 @@ def test_gradient_penalty_linear_critic():
   w = jnp.full((4, 4, 1), 0.5)  # ‖w‖ = 2
   critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3))
   x = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 4, 1))
-  penalty, metrics = losses.gradient_penalty(critic=critic, x_real_view=x, x_fake=-x,
-                                                 key=jax.random.PRNGKey(1))
+  penalty, metrics = losses.gradient_penalty(
+    critic=critic, x_real_view=x, x_fake=-x, key=jax.random.PRNGKey(1)
+  )
   chex.assert_trees_all_close(penalty, 1.0, rtol=1e-5)
   chex.assert_trees_all_close(metrics["grad_norm"], 2.0, rtol=1e-5)
 
@@ -99,8 +99,9 @@ def test_gradient_penalty_is_differentiable_wrt_critic():
 
   def penalty(w):
     critic = lambda v: jnp.sum(v * w, axis=(1, 2, 3))
-    return losses.gradient_penalty(critic=critic, x_real_view=x, x_fake=x,
-                                       key=jax.random.PRNGKey(0))[0]
+    return losses.gradient_penalty(
+      critic=critic, x_real_view=x, x_fake=x, key=jax.random.PRNGKey(0)
+    )[0]
 
   chex.assert_trees_all_close(jax.grad(penalty)(w0), w0, rtol=1e-5)
 
@@ -108,17 +109,21 @@ def test_gradient_penalty_is_differentiable_wrt_critic():
 def test_clip_weights():
   params = {"a": jnp.array([-1.0, 0.005, 0.5]), "b": {"c": jnp.array([[0.02]])}}
   clipped = losses.clip_weights(params, clip=0.01)
-  chex.assert_trees_all_close(clipped, {"a": jnp.array([-0.01, 0.005, 0.01]),
-                                        "b": {"c": jnp.array([[0.01]])}})
+  chex.assert_trees_all_close(
+    clipped, {"a": jnp.array([-0.01, 0.005, 0.01]), "b": {"c": jnp.array([[0.01]])}}
+  )
 
 
-@pytest.mark.parametrize("name,d_terms,g_terms,constrained", [
+@pytest.mark.parametrize(
+  "name,d_terms,g_terms,constrained",
+  [
     ("minimax", ("adv",), ("adv",), False),
     ("non_saturating", ("adv",), ("adv",), False),
     ("lsgan", ("adv",), ("adv",), False),
     ("wgan", ("adv",), ("adv",), True),
     ("wgan_gp", ("adv", "gp"), ("adv",), False),
-])
+  ],
+)
 def test_registry_builds_objectives(name, d_terms, g_terms, constrained):
   cfg = {"real_label": 1.0, "gp_weight": 10.0, "clip": 0.01}
   objective = objectives.OBJECTIVES.get(name)(cfg)

@@ -55,8 +55,15 @@ def _env(tmp_path, plugin_path: bool = True) -> dict[str, str]:
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                        text=True, timeout=600, check=False)
+  return subprocess.run(
+    [sys.executable, *args],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+  )
 
 
 def _write_plugin(tmp_path) -> None:
@@ -68,8 +75,9 @@ def _cache_random_digits_classifier(tmp_path, monkeypatch) -> None:
   """The digits classifier the evaluation reads, randomly initialised: the test is about
   finding the run's objective, not about the metric's value."""
   monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path / "cache"))
-  params = jax.jit(classifiers.ConvNet().init)(jax.random.PRNGKey(0),
-                                              np.zeros((1, 16, 16, 1), np.float32))["params"]
+  params = jax.jit(classifiers.ConvNet().init)(
+    jax.random.PRNGKey(0), np.zeros((1, 16, 16, 1), np.float32)
+  )["params"]
   classifiers.save("digits", jax.device_get(params), {"image_size": 16, "test_accuracy": None})
 
 
@@ -77,9 +85,17 @@ def test_plugin_objective_trains_and_the_run_evaluates_from_its_config(tmp_path,
   _write_plugin(tmp_path)
   _cache_random_digits_classifier(tmp_path, monkeypatch)
   workdir = tmp_path / "run"
-  train = _run(["main.py", "--config=configs/dcgan.py:smoke", f"--workdir={workdir}",
-                "--plugins=hinge_plugin", "--config.objective.name=hinge_test",
-                "--config.train.steps=2"], _env(tmp_path))
+  train = _run(
+    [
+      "main.py",
+      "--config=configs/dcgan.py:smoke",
+      f"--workdir={workdir}",
+      "--plugins=hinge_plugin",
+      "--config.objective.name=hinge_test",
+      "--config.train.steps=2",
+    ],
+    _env(tmp_path),
+  )
   assert train.returncode == 0, train.stderr[-3000:]
   assert (workdir / "checkpoints" / "2").is_dir()
   lines = (workdir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
@@ -90,8 +106,14 @@ def test_plugin_objective_trains_and_the_run_evaluates_from_its_config(tmp_path,
   assert config["objective"]["name"] == "hinge_test"
 
   # No --plugins: the evaluation imports what config.json records.
-  evaluate = ["-m", "gan_jax.cli.evaluate", f"--workdir={workdir}",
-              "--metrics=classifier_fid", "--num_samples=16", "--reference_samples=64"]
+  evaluate = [
+    "-m",
+    "gan_jax.cli.evaluate",
+    f"--workdir={workdir}",
+    "--metrics=classifier_fid",
+    "--num_samples=16",
+    "--reference_samples=64",
+  ]
   result = _run(evaluate, _env(tmp_path))
   assert result.returncode == 0, result.stderr[-3000:]
   record = json.loads(result.stdout.strip().splitlines()[-1])
@@ -106,13 +128,24 @@ def test_plugin_objective_trains_and_the_run_evaluates_from_its_config(tmp_path,
 
 
 def test_unknown_plugin_is_a_one_line_error(tmp_path):
-  for args in (["main.py", "--config=configs/dcgan.py:smoke", f"--workdir={tmp_path / 'run'}",
-                "--plugins=no_such_plugin_module"],
-               ["-m", "gan_jax.cli.evaluate", f"--workdir={tmp_path / 'run'}",
-                "--plugins=no_such_plugin_module"]):
+  for args in (
+    [
+      "main.py",
+      "--config=configs/dcgan.py:smoke",
+      f"--workdir={tmp_path / 'run'}",
+      "--plugins=no_such_plugin_module",
+    ],
+    [
+      "-m",
+      "gan_jax.cli.evaluate",
+      f"--workdir={tmp_path / 'run'}",
+      "--plugins=no_such_plugin_module",
+    ],
+  ):
     result = _run(args, _env(tmp_path, plugin_path=False))
     assert result.returncode == 2, (args, result.stderr[-3000:])
     assert result.stderr.strip().splitlines() == [
-        "error: --plugins: cannot import 'no_such_plugin_module': No module named "
-        "'no_such_plugin_module'"], result.stderr
+      "error: --plugins: cannot import 'no_such_plugin_module': No module named "
+      "'no_such_plugin_module'"
+    ], result.stderr
     assert not (tmp_path / "run").exists()

@@ -21,12 +21,14 @@ with open(PATH, encoding="utf-8") as _f:
 
 def test_fixture_covers_every_config():
   from gan_jax import configs  # pylint: disable=g-import-not-at-top
+
   assert set(configs.names()) <= {name for name, _ in fixture.RUNS.values()}
   assert set(RECORD["runs"]) == set(fixture.RUNS)
 
 
-@pytest.mark.skipif(jax.__version__ != RECORD["jax"],
-                    reason=f"fixture recorded with jax {RECORD['jax']}")
+@pytest.mark.skipif(
+  jax.__version__ != RECORD["jax"], reason=f"fixture recorded with jax {RECORD['jax']}"
+)
 @pytest.mark.parametrize("name", sorted(fixture.RUNS))
 def test_final_state_is_bit_identical(name):
   got = fixture.train_checksums(name)

@@ -35,16 +35,21 @@ def test_matches_hand_written_non_saturating_iteration():
     return _hand_written_iteration(spec, state, x, G, D, adam)
 
   phi, theta, g_stats, d_stats = reference(state)
-  new_state, metrics = jax.jit(functools.partial(step_lib.train_iteration, spec=spec))(state,
-                                                                                       batch)
+  new_state, metrics = jax.jit(functools.partial(step_lib.train_iteration, spec=spec))(state, batch)
   chex.assert_trees_all_close(new_state.params["discriminator"], phi, rtol=1e-5, atol=1e-6)
   chex.assert_trees_all_close(new_state.params["generator"], theta, rtol=1e-5, atol=1e-6)
   chex.assert_trees_all_close(new_state.model_state["generator"], g_stats, rtol=1e-5, atol=1e-6)
-  chex.assert_trees_all_close(new_state.model_state["discriminator"], d_stats, rtol=1e-5,
-                              atol=1e-6)
+  chex.assert_trees_all_close(new_state.model_state["discriminator"], d_stats, rtol=1e-5, atol=1e-6)
   assert int(new_state.step) == 1
-  assert set(metrics) >= {"d/loss", "g/loss", "d/grad_norm", "g/grad_norm", "d/param_norm",
-                          "g/param_norm", "d/adv/p_real"}
+  assert set(metrics) >= {
+    "d/loss",
+    "g/loss",
+    "d/grad_norm",
+    "g/grad_norm",
+    "d/param_norm",
+    "g/param_norm",
+    "d/adv/p_real",
+  }
 
 
 def _hand_written_iteration(spec, state, x, G, D, adam):
@@ -153,10 +158,12 @@ def test_ema_of_generator():
   spec, _ = smoke_spec("dcgan", train__ema_decay=0.9)
   state = train.init_state(spec, 0)
   chex.assert_trees_all_equal(state.ema["generator"], state.params["generator"])
-  new, _ = jax.jit(functools.partial(step_lib.train_iteration, spec=spec))(state,
-                                                                          random_batch(spec))
-  expected = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * p, state.ema["generator"],
-                          new.params["generator"])
+  new, _ = jax.jit(functools.partial(step_lib.train_iteration, spec=spec))(
+    state, random_batch(spec)
+  )
+  expected = jax.tree.map(
+    lambda e, p: 0.9 * e + 0.1 * p, state.ema["generator"], new.params["generator"]
+  )
   chex.assert_trees_all_close(new.ema["generator"], expected, rtol=1e-6)
 
 
@@ -166,23 +173,30 @@ def test_new_terms_plug_in_without_changing_the_step():
 
   def feature_matching(*, features_real, features_fake):
     diff = jnp.mean(features_real, 0) - jnp.mean(features_fake, 0)
-    return jnp.sum(diff ** 2), {"gap": jnp.max(jnp.abs(diff))}
+    return jnp.sum(diff**2), {"gap": jnp.max(jnp.abs(diff))}
 
   def l2(*, params):
     return optax.tree.norm(params, squared=True), {}
 
   d_phase, g_phase = spec.phases
-  g_phase = dataclasses.replace(g_phase, terms=g_phase.terms + (
+  g_phase = dataclasses.replace(
+    g_phase,
+    terms=g_phase.terms
+    + (
       game_lib.Term("fm", feature_matching, weight=0.5),
-      game_lib.Term("l2", l2, weight=game_lib.BALANCE)))
+      game_lib.Term("l2", l2, weight=game_lib.BALANCE),
+    ),
+  )
   spec = dataclasses.replace(spec, phases=(d_phase, g_phase))
   spec_lib.validate(spec)
   state = train.init_state(spec, 0)
   _, metrics = jax.jit(functools.partial(step_lib.train_iteration, spec=spec))(
-      state, random_batch(spec))
+    state, random_batch(spec)
+  )
   assert {"g/fm", "g/fm/gap", "g/l2", "g/balance_weight"} <= set(metrics)
-  expected_loss = metrics["g/adv"] + 0.5 * metrics["g/fm"] + metrics["g/balance_weight"] * \
-      metrics["g/l2"]
+  expected_loss = (
+    metrics["g/adv"] + 0.5 * metrics["g/fm"] + metrics["g/balance_weight"] * metrics["g/l2"]
+  )
   chex.assert_trees_all_close(metrics["g/loss"], expected_loss, rtol=1e-5)
   assert np.isfinite(float(metrics["g/balance_weight"])) and metrics["g/balance_weight"] > 0
 
@@ -198,12 +212,20 @@ def test_balanced_weight_equalises_gradient_norms():
   def b(*, params):
     return 3.0 * optax.tree.vdot(params, target), {}
 
-  phase = game_lib.Phase("g", "generator", (game_lib.Term("a", a),
-                                            game_lib.Term("b", b, weight=game_lib.BALANCE)))
+  phase = game_lib.Phase(
+    "g", "generator", (game_lib.Term("a", a), game_lib.Term("b", b, weight=game_lib.BALANCE))
+  )
   spec = dataclasses.replace(spec, phases=(phase,))
   state = train.init_state(spec, 0)
-  grads, metrics, _, _ = step_lib._phase_gradients(spec, phase, state, state, {"image": None},  # pylint: disable=protected-access
-                                                   jax.random.PRNGKey(0), {})
+  grads, metrics, _, _ = step_lib._phase_gradients(
+    spec,
+    phase,
+    state,
+    state,
+    {"image": None},  # pylint: disable=protected-access
+    jax.random.PRNGKey(0),
+    {},
+  )
   grads = grads["generator"]
   params = state.params["generator"]
   ga = jax.tree.map(lambda p: 2 * p, params)

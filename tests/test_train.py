@@ -20,8 +20,11 @@ from gan_jax.core.registry import ConfigError
 from tests.utils import smoke_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
-                 if not os.path.basename(p).startswith(("_", "presets")))
+CONFIGS = sorted(
+  os.path.basename(p)[:-3]
+  for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+  if not os.path.basename(p).startswith(("_", "presets"))
+)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -37,8 +40,9 @@ def test_config_trains_end_to_end(name, tmp_path):
   assert sorted(os.listdir(tmp_path / "samples")) == ["step_0000003.png", "step_0000006.png"]
   assert glob.glob(str(tmp_path / "tensorboard" / "events.out.tfevents.*"))
   assert sorted(int(s) for s in os.listdir(tmp_path / "checkpoints")) == [3, 6]
-  assert json.loads((tmp_path / "config.json").read_text())["objective"]["name"] == \
-      config.objective.name
+  assert (
+    json.loads((tmp_path / "config.json").read_text())["objective"]["name"] == config.objective.name
+  )
 
 
 def test_resume_is_bit_identical(tmp_path):
@@ -68,13 +72,21 @@ def test_killed_run_resumes_from_last_complete_checkpoint(tmp_path):
   """SIGKILL a training process while it saves a checkpoint every step, then resume; the
   metrics it logged up to its last checkpoint are on disk."""
   workdir = tmp_path / "run"
-  cmd = [sys.executable, os.path.join(ROOT, "main.py"), "--config=configs/dcgan.py:smoke",
-         f"--workdir={workdir}", "--config.train.steps=400", "--config.train.checkpoint_every=1",
-         "--config.train.keep_checkpoints=2", "--config.train.sample_every=1000",
-         "--config.train.log_every=1"]
+  cmd = [
+    sys.executable,
+    os.path.join(ROOT, "main.py"),
+    "--config=configs/dcgan.py:smoke",
+    f"--workdir={workdir}",
+    "--config.train.steps=400",
+    "--config.train.checkpoint_every=1",
+    "--config.train.keep_checkpoints=2",
+    "--config.train.sample_every=1000",
+    "--config.train.log_every=1",
+  ]
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
-  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+    cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+  )
   try:
     deadline = time.time() + 120
     ckpt = workdir / "checkpoints"
@@ -92,8 +104,9 @@ def test_killed_run_resumes_from_last_complete_checkpoint(tmp_path):
   with open(workdir / "metrics.jsonl", encoding="utf-8") as f:
     logged = {json.loads(line)["step"] for line in f if line.endswith("\n")}
   assert logged >= set(range(1, max(steps) + 1))
-  config = smoke_config("dcgan", train__steps=max(steps) + 2, train__checkpoint_every=1,
-                        train__keep_checkpoints=2)
+  config = smoke_config(
+    "dcgan", train__steps=max(steps) + 2, train__checkpoint_every=1, train__keep_checkpoints=2
+  )
   state = train.train_and_evaluate(config, str(workdir))
   assert int(state.step) == max(steps) + 2
 
@@ -118,25 +131,36 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3"]
   spec = spec_lib.build_spec(config)
-  checkpoints = checkpoint_lib.Checkpointer(str(tmp_path / "checkpoints"), keep=3,
-                                            config=checkpoint_lib.config_to_dict(config))
+  checkpoints = checkpoint_lib.Checkpointer(
+    str(tmp_path / "checkpoints"), keep=3, config=checkpoint_lib.config_to_dict(config)
+  )
   restored = checkpoints.restore(train.abstract_state(spec, config.seed))
   assert int(restored.step) == 3
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(jax.device_get(restored.params)))
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("objective__name", "hinge",
-     r"unknown objective 'hinge' \(config field objective.name\); "
-     r"valid names: began, lsgan, minimax, non_saturating, wgan, wgan_gp"),
+@pytest.mark.parametrize(
+  "field,value,message",
+  [
+    (
+      "objective__name",
+      "hinge",
+      r"unknown objective 'hinge' \(config field objective.name\); "
+      r"valid names: began, lsgan, minimax, non_saturating, wgan, wgan_gp",
+    ),
     ("model__name", "resnet", r"unknown model 'resnet' \(config field model.name\); valid"),
     ("data__source", "s3", r"unknown data source 's3' \(config field data.source\); valid"),
-    ("model__init", "he", r"unknown initialiser 'he' \(config field model.init\); valid names: "
-                          r"normal, xavier"),
+    (
+      "model__init",
+      "he",
+      r"unknown initialiser 'he' \(config field model.init\); valid names: "
+      r"normal, xavier",
+    ),
     ("model__discriminator_norm", "group", r"model.discriminator_norm; valid: 'batch'"),
     ("model__z_dist", "cauchy", r"model.z_dist; valid: 'normal', 'uniform'"),
     ("train__batch_size", 6, r"train.batch_size=6 is not divisible by the 4 devices"),
-])
+  ],
+)
 def test_bad_config_values_name_the_field(field, value, message, tmp_path):
   config = smoke_config("dcgan", **{field: value})
   with pytest.raises(ConfigError, match=message):
@@ -163,6 +187,7 @@ def test_unknown_config_argument():
 
 class _MeanBrightness:
   """A stand-in evaluator: the mean pixel value of the samples, higher is better."""
+
   best_metric, best_mode = "eval/brightness", "max"
 
   def __init__(self):

@@ -41,8 +41,11 @@ def iterate(spec, state, n: int, seed: int = 0, donate: bool = False):
 
   With `donate` the project's compiled iteration runs (it consumes `state`); without, a plain
   jit of the same iteration leaves `state` usable for comparisons."""
-  step = (train.compile_train_iteration(spec) if donate
-          else jax.jit(functools.partial(step_lib.train_iteration, spec=spec)))
+  step = (
+    train.compile_train_iteration(spec)
+    if donate
+    else jax.jit(functools.partial(step_lib.train_iteration, spec=spec))
+  )
   metrics = None
   for i in range(n):
     state, metrics = step(state, random_batch(spec, seed + i))

@@ -49,8 +49,9 @@ def parse_flags(flag_values: flags.FlagValues, argv: Sequence[str]) -> list[str]
     sys.exit(2)
 
 
-def cli(main: Callable[[list[str]], Any], flag_values: flags.FlagValues,
-        argv: Sequence[str]) -> Any:
+def cli(
+  main: Callable[[list[str]], Any], flag_values: flags.FlagValues, argv: Sequence[str]
+) -> Any:
   """Runs an absl `main` on a command line (program name first) parsed into its tool's own
   flags; flags not on the line take their defaults, whatever an earlier call passed."""
   for name in flag_values:

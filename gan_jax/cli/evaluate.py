@@ -38,42 +38,71 @@ from gan_jax import train as train_lib
 from gan_jax.core.registry import ConfigError
 
 # `eval` fields that command-line flags override.
-OVERRIDABLE = ("metrics", "num_samples", "reference_samples", "reference_split", "batch_size",
-               "inception_weights")
+OVERRIDABLE = (
+  "metrics",
+  "num_samples",
+  "reference_samples",
+  "reference_split",
+  "batch_size",
+  "inception_weights",
+)
 
 # This tool's own flag set: --workdir and --plugins are also flags of gan_jax.cli.train, and
 # absl's global set refuses a name defined twice.
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("workdir", None, "run folder (config.json, checkpoints/)", flag_values=FLAGS)
 flags.DEFINE_string("checkpoint", "latest", "latest, best, or a step number", flag_values=FLAGS)
-flags.DEFINE_string("images", None, "folder or .npz of images to evaluate instead of a run",
-                    flag_values=FLAGS)
-flags.DEFINE_string("reference", None, "real data for --images: SOURCE:NAME "
-                    "(idx:fashion_mnist, tfds:cifar10, digits, ...) or a folder/.npz",
-                    flag_values=FLAGS)
-flags.DEFINE_enum("reference_resize", "pad", data_lib.sources.RESIZE_MODES,
-                  "how --reference images are fitted to the evaluated size", flag_values=FLAGS)
-flags.DEFINE_bool("stacked", False, "stack --reference into RGB (Stacked MNIST)",
-                  flag_values=FLAGS)
-flags.DEFINE_string("metrics", None, "comma-separated metrics; valid: "
-                    + ", ".join(evaluation.METRICS), flag_values=FLAGS)
+flags.DEFINE_string(
+  "images", None, "folder or .npz of images to evaluate instead of a run", flag_values=FLAGS
+)
+flags.DEFINE_string(
+  "reference",
+  None,
+  "real data for --images: SOURCE:NAME "
+  "(idx:fashion_mnist, tfds:cifar10, digits, ...) or a folder/.npz",
+  flag_values=FLAGS,
+)
+flags.DEFINE_enum(
+  "reference_resize",
+  "pad",
+  data_lib.sources.RESIZE_MODES,
+  "how --reference images are fitted to the evaluated size",
+  flag_values=FLAGS,
+)
+flags.DEFINE_bool("stacked", False, "stack --reference into RGB (Stacked MNIST)", flag_values=FLAGS)
+flags.DEFINE_string(
+  "metrics",
+  None,
+  "comma-separated metrics; valid: " + ", ".join(evaluation.METRICS),
+  flag_values=FLAGS,
+)
 flags.DEFINE_integer("num_samples", None, "generated images to evaluate", flag_values=FLAGS)
-flags.DEFINE_integer("reference_samples", None, "real images for the reference statistics",
-                     flag_values=FLAGS)
-flags.DEFINE_enum("reference_split", None, ("train", "test"),
-                  "split of the reference data", flag_values=FLAGS)
-flags.DEFINE_integer("batch_size", None, "images per feature-extraction batch",
-                     flag_values=FLAGS)
-flags.DEFINE_string("inception_weights", None,
-                    "'' (FID weights), 'full' (with logits) or a converted .npz",
-                    flag_values=FLAGS)
+flags.DEFINE_integer(
+  "reference_samples", None, "real images for the reference statistics", flag_values=FLAGS
+)
+flags.DEFINE_enum(
+  "reference_split", None, ("train", "test"), "split of the reference data", flag_values=FLAGS
+)
+flags.DEFINE_integer("batch_size", None, "images per feature-extraction batch", flag_values=FLAGS)
+flags.DEFINE_string(
+  "inception_weights",
+  None,
+  "'' (FID weights), 'full' (with logits) or a converted .npz",
+  flag_values=FLAGS,
+)
 flags.DEFINE_integer("seed", None, "seed of the evaluation noise", flag_values=FLAGS)
-flags.DEFINE_list("plugins", [], "modules to import before the run's config is read (those "
-                  "its config.json records are imported too)", flag_values=FLAGS)
+flags.DEFINE_list(
+  "plugins",
+  [],
+  "modules to import before the run's config is read (those "
+  "its config.json records are imported too)",
+  flag_values=FLAGS,
+)
 
 
-def _eval_section(base: Mapping[str, Any], overrides: Mapping[str, Any]
-                  ) -> ml_collections.ConfigDict:
+def _eval_section(
+  base: Mapping[str, Any], overrides: Mapping[str, Any]
+) -> ml_collections.ConfigDict:
   section = dict(evaluation.DEFAULTS, **base)
   section.update({k: v for k, v in overrides.items() if v is not None})
   section["every"] = 0
@@ -83,14 +112,20 @@ def _eval_section(base: Mapping[str, Any], overrides: Mapping[str, Any]
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path} not found: --workdir must be a run folder written by "
-                            "main.py (config.json, checkpoints/)")
+    raise FileNotFoundError(
+      f"{path} not found: --workdir must be a run folder written by "
+      "main.py (config.json, checkpoints/)"
+    )
   with open(path, encoding="utf-8") as f:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def evaluate_run(workdir: str, checkpoint: str = "latest",
-                 overrides: Mapping[str, Any] | None = None, seed: int | None = None) -> dict:
+def evaluate_run(
+  workdir: str,
+  checkpoint: str = "latest",
+  overrides: Mapping[str, Any] | None = None,
+  seed: int | None = None,
+) -> dict:
   """Restores a run's checkpoint and evaluates its generator.
 
   Args:
@@ -111,17 +146,24 @@ def evaluate_run(workdir: str, checkpoint: str = "latest",
     cli_lib.import_plugins(config.get("plugins"))
   except ImportError as e:
     raise ImportError(f"{workdir}/config.json records plug-ins: {e}") from e
-  config.eval = _eval_section(config.get("eval", ml_collections.ConfigDict()).to_dict(),
-                              overrides or {})
+  config.eval = _eval_section(
+    config.get("eval", ml_collections.ConfigDict()).to_dict(), overrides or {}
+  )
   folder = "checkpoints_best" if checkpoint == "best" else "checkpoints"
   directory = os.path.join(workdir, folder)
   if not os.path.isdir(directory):
-    raise FileNotFoundError(f"no {folder}/ in {workdir}" + (
+    raise FileNotFoundError(
+      f"no {folder}/ in {workdir}"
+      + (
         " (best checkpoints are kept only by runs with eval.every > 0)"
-        if checkpoint == "best" else ""))
+        if checkpoint == "best"
+        else ""
+      )
+    )
   spec = spec_lib.build_spec(config)
-  checkpoints = checkpoint_lib.Checkpointer(directory, keep=1 << 20,
-                                            config=checkpoint_lib.config_to_dict(config))
+  checkpoints = checkpoint_lib.Checkpointer(
+    directory, keep=1 << 20, config=checkpoint_lib.config_to_dict(config)
+  )
   if checkpoint in ("latest", "best"):
     step = checkpoints.latest_step()
     if step is None:
@@ -130,8 +172,9 @@ def evaluate_run(workdir: str, checkpoint: str = "latest",
     try:
       step = int(checkpoint)
     except ValueError:
-      raise ConfigError(f"--checkpoint={checkpoint!r}: expected latest, best or a step "
-                        "number") from None
+      raise ConfigError(
+        f"--checkpoint={checkpoint!r}: expected latest, best or a step number"
+      ) from None
   state = checkpoints.restore(train_lib.abstract_state(spec, config.seed), step)
   checkpoints.close()
   evaluator = evaluation.Evaluator.from_config(config, mesh=spec.mesh)
@@ -143,9 +186,17 @@ def evaluate_run(workdir: str, checkpoint: str = "latest",
 
 def _image_source_cfg(path: str, size: int, channels: int, resize: str) -> dict:
   source = "npz" if path.endswith(".npz") else "folder"
-  return dict(source=source, name=os.path.basename(os.path.normpath(path)), path=path,
-              split="train", image_size=size, channels=channels, resize=resize, stacked=False,
-              num_examples=0)
+  return dict(
+    source=source,
+    name=os.path.basename(os.path.normpath(path)),
+    path=path,
+    split="train",
+    image_size=size,
+    channels=channels,
+    resize=resize,
+    stacked=False,
+    num_examples=0,
+  )
 
 
 def load_images(path: str) -> np.ndarray:
@@ -160,12 +211,20 @@ def load_images(path: str) -> np.ndarray:
       raise ValueError(f"{path}: images must be uint8 in [0, 255], got {images.dtype}")
     return images[..., None] if images.ndim == 3 else images
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  first = next((os.path.join(d, f) for d, _, fs in sorted(os.walk(path)) for f in sorted(fs)
-                if f.lower().endswith(data_lib.sources.IMAGE_EXTENSIONS)
-                and not f.startswith(".")), None)
+
+  first = next(
+    (
+      os.path.join(d, f)
+      for d, _, fs in sorted(os.walk(path))
+      for f in sorted(fs)
+      if f.lower().endswith(data_lib.sources.IMAGE_EXTENSIONS) and not f.startswith(".")
+    ),
+    None,
+  )
   if first is None:
-    raise FileNotFoundError(f"no images ({', '.join(data_lib.sources.IMAGE_EXTENSIONS)}) "
-                            f"under --images={path}")
+    raise FileNotFoundError(
+      f"no images ({', '.join(data_lib.sources.IMAGE_EXTENSIONS)}) under --images={path}"
+    )
   with Image.open(first) as im:
     w, h = im.size
     channels = 1 if im.mode in ("L", "I", "I;16", "1") else 3
@@ -175,22 +234,39 @@ def load_images(path: str) -> np.ndarray:
   return source[np.arange(len(source))]["image"]
 
 
-def reference_data(spec: str, size: int, channels: int, resize: str = "pad",
-                   stacked: bool = False) -> dict:
+def reference_data(
+  spec: str, size: int, channels: int, resize: str = "pad", stacked: bool = False
+) -> dict:
   """The data section of --reference: a folder/.npz of real images, or SOURCE:NAME."""
   if os.path.exists(spec):
     return _image_source_cfg(spec, size, channels, resize)
   source, _, name = spec.partition(":")
   name = name or source
   if source not in set(data_lib.SOURCES):
-    raise ConfigError(f"--reference={spec!r} is neither a file/folder nor SOURCE:NAME with "
-                      f"SOURCE in {', '.join(data_lib.SOURCES)}")
-  return dict(source=source, name=name, path="", split="train", image_size=size,
-              channels=channels, resize=resize, stacked=stacked, num_examples=0)
+    raise ConfigError(
+      f"--reference={spec!r} is neither a file/folder nor SOURCE:NAME with "
+      f"SOURCE in {', '.join(data_lib.SOURCES)}"
+    )
+  return dict(
+    source=source,
+    name=name,
+    path="",
+    split="train",
+    image_size=size,
+    channels=channels,
+    resize=resize,
+    stacked=stacked,
+    num_examples=0,
+  )
 
 
-def evaluate_images(path: str, reference: str, overrides: Mapping[str, Any] | None = None,
-                    resize: str = "pad", stacked: bool = False) -> dict:
+def evaluate_images(
+  path: str,
+  reference: str,
+  overrides: Mapping[str, Any] | None = None,
+  resize: str = "pad",
+  stacked: bool = False,
+) -> dict:
   """Evaluates a folder/.npz of images against a reference dataset.
 
   Args:
@@ -208,11 +284,12 @@ def evaluate_images(path: str, reference: str, overrides: Mapping[str, Any] | No
   if h != w:
     raise ValueError(f"images must be square, got {h}x{w}")
   config = ml_collections.ConfigDict(
-      {"seed": 0, "data": reference_data(reference, h, c, resize, stacked)})
+    {"seed": 0, "data": reference_data(reference, h, c, resize, stacked)}
+  )
   config.eval = _eval_section({}, overrides)
   evaluator = evaluation.Evaluator.from_config(config)
   if overrides.get("num_samples"):
-    images = images[:overrides["num_samples"]]
+    images = images[: overrides["num_samples"]]
   results = evaluator.evaluate_images(images)
   return {"images": path, "reference": reference, **results}
 
@@ -246,8 +323,9 @@ def main(argv: Sequence[str]) -> None:
     if FLAGS.workdir:
       record = evaluate_run(FLAGS.workdir, FLAGS.checkpoint, overrides, FLAGS.seed)
     else:
-      record = evaluate_images(FLAGS.images, FLAGS.reference, overrides,
-                               FLAGS.reference_resize, FLAGS.stacked)
+      record = evaluate_images(
+        FLAGS.images, FLAGS.reference, overrides, FLAGS.reference_resize, FLAGS.stacked
+      )
   except (ConfigError, FileNotFoundError, ImportError, ValueError) as e:
     _fail(str(e))
   print(json.dumps(record), flush=True)

@@ -22,12 +22,19 @@ from gan_jax.cli import import_plugins
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and samples.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host).")
-flags.DEFINE_list("plugins", [], "Modules to import before the config is read (they register "
-                  "objectives, models, stabilisers, ...).")
-config_flags.DEFINE_config_file("config", "configs/wgan_gp_lens.py",
-                                "Training config: a file (configs/<name>.py[:<arg>]) or, "
-                                "installed, a config name (<name>[:<arg>]).",
-                                lock_config=True)
+flags.DEFINE_list(
+  "plugins",
+  [],
+  "Modules to import before the config is read (they register "
+  "objectives, models, stabilisers, ...).",
+)
+config_flags.DEFINE_config_file(
+  "config",
+  "configs/wgan_gp_lens.py",
+  "Training config: a file (configs/<name>.py[:<arg>]) or, "
+  "installed, a config name (<name>[:<arg>]).",
+  lock_config=True,
+)
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -43,10 +50,14 @@ def resolve_config_arg(argv: list[str]) -> list[str]:
   out = []
   for a in argv:
     if a.startswith("--config="):
-      value = a[len("--config="):]
+      value = a[len("--config=") :]
       file, _, arg = value.partition(":")
-      if not os.path.exists(file) and "/" not in file and not file.endswith(".py") \
-          and file in configs.names():
+      if (
+        not os.path.exists(file)
+        and "/" not in file
+        and not file.endswith(".py")
+        and file in configs.names()
+      ):
         a = "--config=" + configs.path(file) + (f":{arg}" if arg else "")
     out.append(a)
   return out

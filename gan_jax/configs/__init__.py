@@ -24,8 +24,11 @@ _HELPERS = ("presets",)
 
 def names() -> list[str]:
   """The names of the configs."""
-  return sorted(m.name for m in pkgutil.iter_modules(__path__)
-                if m.name not in _HELPERS and not m.name.startswith("_"))
+  return sorted(
+    m.name
+    for m in pkgutil.iter_modules(__path__)
+    if m.name not in _HELPERS and not m.name.startswith("_")
+  )
 
 
 def get(name: str, arg: str | None = None) -> ml_collections.ConfigDict:

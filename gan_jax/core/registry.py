@@ -49,7 +49,7 @@ class Registry(Mapping[str, T], Generic[T]):
     except (KeyError, TypeError):
       where = f" (config field {field})" if field else ""
       raise ConfigError(
-          f"unknown {self.kind} {name!r}{where}; valid names: {', '.join(sorted(self._entries))}"
+        f"unknown {self.kind} {name!r}{where}; valid names: {', '.join(sorted(self._entries))}"
       ) from None
 
   def __getitem__(self, name: str) -> T:
@@ -68,8 +68,9 @@ class Registry(Mapping[str, T], Generic[T]):
 def check_choice(value, choices, field: str):
   """Raises ConfigError unless `value` is one of `choices`."""
   if value not in choices:
-    raise ConfigError(f"invalid value {value!r} for config field {field}; valid: "
-                      f"{', '.join(map(repr, choices))}")
+    raise ConfigError(
+      f"invalid value {value!r} for config field {field}; valid: {', '.join(map(repr, choices))}"
+    )
   return value
 
 

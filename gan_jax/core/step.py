@@ -23,28 +23,34 @@ from gan_jax.images import images_to_float
 Metrics = dict[str, jax.Array]
 
 
-def _phase_loss(spec, phase: Phase, state: TrainState, start: TrainState, batch, key, outputs,
-                params):
+def _phase_loss(
+  spec, phase: Phase, state: TrainState, start: TrainState, batch, key, outputs, params
+):
   """The phase's loss as (sum of fixed-weight terms, sum of balanced terms), with metrics."""
   model_state = dict(state.model_state)
   ctx_key, terms_key = jax.random.split(key)
   # A simultaneous phase sees the other networks as they were when the iteration started.
   others = start.params if phase.simultaneous else state.params
-  ctx = spec.game.context(networks=phase.networks, params={**others, **params},
-                          model_state=model_state, batch=batch, aux=state.aux, step=state.step,
-                          key=ctx_key, outputs=outputs)
+  ctx = spec.game.context(
+    networks=phase.networks,
+    params={**others, **params},
+    model_state=model_state,
+    batch=batch,
+    aux=state.aux,
+    step=state.step,
+    key=ctx_key,
+    outputs=outputs,
+  )
   losses, metrics = evaluate_terms(phase.terms, ctx, terms_key, state.aux, phase.name)
   exported = {f"{phase.name}/{n}": jax.lax.stop_gradient(ctx[n]) for n in phase.outputs}
   return losses, (metrics, model_state, exported)
 
 
-def _phase_gradients(spec, phase: Phase, state: TrainState, start: TrainState, batch, key,
-                     outputs):
+def _phase_gradients(spec, phase: Phase, state: TrainState, start: TrainState, batch, key, outputs):
   """Gradient of the phase loss w.r.t. the phase's networks, with balanced terms rescaled."""
   params = {name: state.params[name] for name in phase.networks}
   loss = lambda p: _phase_loss(spec, phase, state, start, batch, key, outputs, p)
-  (fixed, balanced), vjp, (metrics, model_state, exported) = jax.vjp(loss, params,
-                                                                    has_aux=True)
+  (fixed, balanced), vjp, (metrics, model_state, exported) = jax.vjp(loss, params, has_aux=True)
   grads = vjp((jnp.ones_like(fixed), jnp.zeros_like(balanced)))[0]
   if any(t.weight == BALANCE for t in phase.terms):
     grads_balanced = vjp((jnp.zeros_like(fixed), jnp.ones_like(balanced)))[0]
@@ -57,16 +63,17 @@ def _phase_gradients(spec, phase: Phase, state: TrainState, start: TrainState, b
   return grads, metrics, model_state, exported
 
 
-def _phase_update(spec, phase: Phase, state: TrainState, start: TrainState, batch, key,
-                  outputs):
+def _phase_update(spec, phase: Phase, state: TrainState, start: TrainState, batch, key, outputs):
   """One optimiser update of each of the phase's networks, on the phase's one loss."""
-  grads, metrics, model_state, exported = _phase_gradients(spec, phase, state, start, batch,
-                                                           key, outputs)
+  grads, metrics, model_state, exported = _phase_gradients(
+    spec, phase, state, start, batch, key, outputs
+  )
   params, opt_state = dict(state.params), dict(state.opt_state)
   scale = phase.update_scale(state.aux) if phase.update_scale is not None else None
   for name in phase.networks:
     updates, opt_state[name] = spec.networks[name].optimizer.update(
-        grads[name], state.opt_state[name], state.params[name])
+      grads[name], state.opt_state[name], state.params[name]
+    )
     if scale is not None:
       updates = jax.tree.map(lambda u: scale * u, updates)
     params[name] = optax.apply_updates(state.params[name], updates)
@@ -77,15 +84,16 @@ def _phase_update(spec, phase: Phase, state: TrainState, start: TrainState, batc
       metrics[f"{phase.name}/{name}/param_norm"] = optax.tree.norm(params[name])
   updated = [params[name] for name in phase.networks]
   metrics[f"{phase.name}/grad_norm"] = optax.tree.norm(
-      grads if len(phase.networks) > 1 else grads[phase.networks[0]])
+    grads if len(phase.networks) > 1 else grads[phase.networks[0]]
+  )
   metrics[f"{phase.name}/param_norm"] = optax.tree.norm(
-      updated if len(phase.networks) > 1 else updated[0])
+    updated if len(phase.networks) > 1 else updated[0]
+  )
   state = state.replace(params=params, opt_state=opt_state, model_state=model_state)
   return state, metrics, exported
 
 
-def _run_phase(spec, phase: Phase, state: TrainState, start: TrainState, batches, key,
-               outputs):
+def _run_phase(spec, phase: Phase, state: TrainState, start: TrainState, batches, key, outputs):
   """`phase.repeats` updates, the r-th on the r-th of the last `repeats` real batches.
 
   Metrics are averaged over the repeats; exported outputs are the last repeat's. The repeats
@@ -97,24 +105,37 @@ def _run_phase(spec, phase: Phase, state: TrainState, start: TrainState, batches
   exported = {}
   for r in range(phase.repeats):
     batch = jax.tree.map(lambda x, i=total - phase.repeats + r: x[i], batches)
-    state, m, exported = _phase_update(spec, phase, state, start, batch,
-                                       jax.random.fold_in(key, r), outputs)
+    state, m, exported = _phase_update(
+      spec, phase, state, start, batch, jax.random.fold_in(key, r), outputs
+    )
     metrics.append(m)
   return state, jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *metrics), exported
 
 
-def _run_controller(controller: Controller, state: TrainState, aux: dict[str, Any],
-                    metrics: Metrics, outputs: Mapping[str, Any], rng: jax.Array) -> Metrics:
+def _run_controller(
+  controller: Controller,
+  state: TrainState,
+  aux: dict[str, Any],
+  metrics: Metrics,
+  outputs: Mapping[str, Any],
+  rng: jax.Array,
+) -> Metrics:
   """Updates `aux[controller.name]` in place; returns its metrics, prefixed by its name."""
-  available = {"metrics": metrics, "step": state.step, "params": state.params,
-               "outputs": outputs, "key": named_key(rng, f"controller/{controller.name}")}
+  available = {
+    "metrics": metrics,
+    "step": state.step,
+    "params": state.params,
+    "outputs": outputs,
+    "key": named_key(rng, f"controller/{controller.name}"),
+  }
   kwargs = {name: available[name] for name in controller.inputs}
   aux[controller.name], controller_metrics = controller.update(aux[controller.name], **kwargs)
   return {f"{controller.name}/{k}": v for k, v in controller_metrics.items()}
 
 
-def train_iteration(state: TrainState, batch: Mapping[str, jax.Array], *,
-                    spec) -> tuple[TrainState, Metrics]:
+def train_iteration(
+  state: TrainState, batch: Mapping[str, jax.Array], *, spec
+) -> tuple[TrainState, Metrics]:
   """One training iteration: every phase in order (each followed by the controllers that run
   after it), then the remaining controllers, then the EMA.
 
@@ -139,8 +160,9 @@ def train_iteration(state: TrainState, batch: Mapping[str, jax.Array], *,
   outputs: dict[str, Any] = {}
   aux = dict(state.aux)
   for phase in spec.phases:
-    state, phase_metrics, exported = _run_phase(spec, phase, state, start, batch,
-                                                named_key(rng, phase.name), outputs)
+    state, phase_metrics, exported = _run_phase(
+      spec, phase, state, start, batch, named_key(rng, phase.name), outputs
+    )
     metrics.update(phase_metrics)
     outputs.update(exported)
     for controller in spec.controllers:
@@ -155,6 +177,8 @@ def train_iteration(state: TrainState, batch: Mapping[str, jax.Array], *,
   ema = state.ema
   if spec.ema_decay is not None:
     d = spec.ema_decay
-    ema = {name: jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema[name], state.params[name])
-           for name in ema}
+    ema = {
+      name: jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema[name], state.params[name])
+      for name in ema
+    }
   return state.replace(step=state.step + 1, aux=aux, ema=ema), metrics

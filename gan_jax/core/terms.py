@@ -26,9 +26,11 @@ BALANCE = "balance"
 def required_arguments(fn: Callable[..., Any]) -> tuple[str, ...]:
   """The keyword arguments of `fn` without a default: the quantities it asks for."""
   params = inspect.signature(fn).parameters.values()
-  return tuple(p.name for p in params
-               if p.default is inspect.Parameter.empty
-               and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+  return tuple(
+    p.name
+    for p in params
+    if p.default is inspect.Parameter.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Term:
       the gradient of the other terms of the phase at every step, with no gradient through the
       scale (the hyperparameter-free λ of AdvAs).
   """
+
   name: str
   fn: Callable[..., tuple[jax.Array, Metrics]]
   weight: float | str | Callable[[Mapping[str, Any]], jax.Array] = 1.0
@@ -66,8 +69,9 @@ class Context:
     values: quantities known in advance (they take precedence over providers).
   """
 
-  def __init__(self, providers: Mapping[str, Callable[[], Any]],
-               values: Mapping[str, Any] | None = None):
+  def __init__(
+    self, providers: Mapping[str, Callable[[], Any]], values: Mapping[str, Any] | None = None
+  ):
     self._providers = dict(providers)
     self._values: dict[str, Any] = dict(values or {})
 
@@ -80,8 +84,9 @@ class Context:
     return name in self._providers or name in self._values
 
 
-def evaluate_terms(terms: tuple[Term, ...], ctx: Context, key: jax.Array,
-                   aux: Mapping[str, PyTree], prefix: str):
+def evaluate_terms(
+  terms: tuple[Term, ...], ctx: Context, key: jax.Array, aux: Mapping[str, PyTree], prefix: str
+):
   """Evaluates terms on a context; each term gets its own key (split from `key`).
 
   Returns:

@@ -26,6 +26,7 @@ class TrainState:
     aux: controller name -> controller state (BEGAN's k_t, the lens λ, running averages).
     ema: network name -> exponential moving average of its parameters (generator EMA).
   """
+
   step: jax.Array
   rng: jax.Array
   params: dict[str, PyTree]
@@ -58,5 +59,12 @@ def create_train_state(spec, seed: int, batch: Mapping[str, Any] | None = None) 
   for c in spec.controllers:
     aux[c.name] = c.init(params=params) if "params" in c.init_inputs else c.init()
   ema = {name: params[name] for name in spec.ema_networks}
-  return TrainState(step=jnp.zeros((), jnp.int32), rng=train_key, params=params,
-                    model_state=model_state, opt_state=opt_state, aux=aux, ema=ema)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    rng=train_key,
+    params=params,
+    model_state=model_state,
+    opt_state=opt_state,
+    aux=aux,
+    ema=ema,
+  )

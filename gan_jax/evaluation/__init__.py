@@ -2,20 +2,31 @@
 (given a sample function by its caller), and plots of logged metrics (`plots`)."""
 
 from gan_jax.evaluation.evaluator import (
-                                          DEFAULTS,
-                                          METRICS,
-                                          Evaluator,
-                                          Metric,
-                                          build_evaluator,
-                                          eval_options,
-                                          is_better,
-                                          mode_coverage,
-                                          mode_labels,
-                                          mode_probabilities,
-                                          resolve_best,
-                                          resolve_metrics,
+  DEFAULTS,
+  METRICS,
+  Evaluator,
+  Metric,
+  build_evaluator,
+  eval_options,
+  is_better,
+  mode_coverage,
+  mode_labels,
+  mode_probabilities,
+  resolve_best,
+  resolve_metrics,
 )
 
-__all__ = ["DEFAULTS", "METRICS", "Evaluator", "Metric", "build_evaluator", "eval_options",
-           "is_better", "mode_coverage", "mode_labels", "mode_probabilities", "resolve_best",
-           "resolve_metrics"]
+__all__ = [
+  "DEFAULTS",
+  "METRICS",
+  "Evaluator",
+  "Metric",
+  "build_evaluator",
+  "eval_options",
+  "is_better",
+  "mode_coverage",
+  "mode_labels",
+  "mode_probabilities",
+  "resolve_best",
+  "resolve_metrics",
+]

@@ -49,9 +49,19 @@ from gan_jax.metrics import precision_recall as pr_lib
 
 # Defaults of the `eval` section (configs/presets.py eval_config() documents each field);
 # used to complete configs saved by runs that predate a field.
-DEFAULTS = dict(every=0, metrics="auto", num_samples=0, reference_split="train",
-                reference_samples=0, best_metric="auto", batch_size=100,
-                inception_weights="", kid_subsets=100, kid_subset_size=1000, pr_k=3)
+DEFAULTS = dict(
+  every=0,
+  metrics="auto",
+  num_samples=0,
+  reference_split="train",
+  reference_samples=0,
+  best_metric="auto",
+  batch_size=100,
+  inception_weights="",
+  kid_subsets=100,
+  kid_subset_size=1000,
+  pr_k=3,
+)
 # Samples per evaluation when eval.num_samples = 0: Inception metrics use the usual 10k;
 # MNIST-like classifier metrics use 4096, as Tempered GAN's evaluation.
 DEFAULT_SAMPLES_INCEPTION = 10_000
@@ -67,9 +77,11 @@ class Metric:
     compute: f(fake outputs, real outputs, options) -> {name: value}.
     outputs: {returned name: "min" or "max" (which is better)}; the first is the main one.
   """
+
   extractor: str
-  compute: Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray], Mapping[str, Any]],
-                    dict[str, float]]
+  compute: Callable[
+    [Mapping[str, np.ndarray], Mapping[str, np.ndarray], Mapping[str, Any]], dict[str, float]
+  ]
   outputs: Mapping[str, str]
 
 
@@ -81,16 +93,26 @@ def _fid(fake, real, options):
   return frechet.frechet_distance(stats.mu, stats.sigma, real["mu"], real["sigma"])
 
 
-METRICS.register("fid")(Metric(
-    "inception", lambda f, r, o: {"eval/fid": _fid(f, r, o)}, {"eval/fid": "min"}))
-METRICS.register("classifier_fid")(Metric(
-    "classifier", lambda f, r, o: {"eval/classifier_fid": _fid(f, r, o)},
-    {"eval/classifier_fid": "min"}))
+METRICS.register("fid")(
+  Metric("inception", lambda f, r, o: {"eval/fid": _fid(f, r, o)}, {"eval/fid": "min"})
+)
+METRICS.register("classifier_fid")(
+  Metric(
+    "classifier",
+    lambda f, r, o: {"eval/classifier_fid": _fid(f, r, o)},
+    {"eval/classifier_fid": "min"},
+  )
+)
 
 
 def _kid(fake, real, options):
-  mean, std = kid_lib.kid(fake["features"], real["features"], options["kid_subsets"],
-                          options["kid_subset_size"], mesh=options["mesh"])
+  mean, std = kid_lib.kid(
+    fake["features"],
+    real["features"],
+    options["kid_subsets"],
+    options["kid_subset_size"],
+    mesh=options["mesh"],
+  )
   return {"eval/kid": mean, "eval/kid_std": std}
 
 
@@ -100,26 +122,31 @@ METRICS.register("kid")(Metric("inception", _kid, {"eval/kid": "min", "eval/kid_
 def _inception_score(fake, real, options):
   del real, options
   if "logits" not in fake:
-    raise ConfigError("inception_score needs Inception weights with the 1008-way layer: set "
-                      "eval.inception_weights='full' after converting them (python -m "
-                      "gan_jax.metrics.inception --convert_pytorch_fid=PATH), or use "
-                      "classifier_is on MNIST-like data")
+    raise ConfigError(
+      "inception_score needs Inception weights with the 1008-way layer: set "
+      "eval.inception_weights='full' after converting them (python -m "
+      "gan_jax.metrics.inception --convert_pytorch_fid=PATH), or use "
+      "classifier_is on MNIST-like data"
+    )
   mean, std = is_lib.inception_score(logits=fake["logits"])
   return {"eval/is": mean, "eval/is_std": std}
 
 
-METRICS.register("inception_score")(Metric(
-    "inception", _inception_score, {"eval/is": "max", "eval/is_std": "min"}))
+METRICS.register("inception_score")(
+  Metric("inception", _inception_score, {"eval/is": "max", "eval/is_std": "min"})
+)
 
 
 def _precision_recall(fake, real, options):
-  p, r = pr_lib.precision_recall(real["features"], fake["features"], options["pr_k"],
-                                 mesh=options["mesh"])
+  p, r = pr_lib.precision_recall(
+    real["features"], fake["features"], options["pr_k"], mesh=options["mesh"]
+  )
   return {"eval/precision": p, "eval/recall": r}
 
 
-METRICS.register("precision_recall")(Metric(
-    "inception", _precision_recall, {"eval/precision": "max", "eval/recall": "max"}))
+METRICS.register("precision_recall")(
+  Metric("inception", _precision_recall, {"eval/precision": "max", "eval/recall": "max"})
+)
 
 
 def mode_probabilities(logits: np.ndarray) -> np.ndarray:
@@ -157,9 +184,11 @@ def _classifier_is(fake, real, options):
   return {"eval/classifier_is": mean, "eval/classifier_is_std": std}
 
 
-METRICS.register("classifier_is")(Metric(
-    "classifier", _classifier_is,
-    {"eval/classifier_is": "max", "eval/classifier_is_std": "min"}))
+METRICS.register("classifier_is")(
+  Metric(
+    "classifier", _classifier_is, {"eval/classifier_is": "max", "eval/classifier_is_std": "min"}
+  )
+)
 
 
 def _modes(fake, real, options):
@@ -169,8 +198,9 @@ def _modes(fake, real, options):
   return {"eval/modes": float(covered), "eval/mode_kl": kl}
 
 
-METRICS.register("modes")(Metric("classifier", _modes,
-                                  {"eval/modes": "max", "eval/mode_kl": "min"}))
+METRICS.register("modes")(
+  Metric("classifier", _modes, {"eval/modes": "max", "eval/mode_kl": "min"})
+)
 
 
 # ----------------------------------------------------------------------------- config
@@ -183,12 +213,20 @@ def eval_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
   if unknown:
     raise ConfigError(f"unknown eval config fields {unknown}; valid: {sorted(DEFAULTS)}")
   options = dict(DEFAULTS, **section)
-  for field in ("every", "num_samples", "reference_samples", "batch_size", "kid_subsets",
-                "kid_subset_size", "pr_k"):
+  for field in (
+    "every",
+    "num_samples",
+    "reference_samples",
+    "batch_size",
+    "kid_subsets",
+    "kid_subset_size",
+    "pr_k",
+  ):
     value = options[field]
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-      raise ConfigError(f"invalid value {value!r} for config field eval.{field}; expected an "
-                        "int >= 0")
+      raise ConfigError(
+        f"invalid value {value!r} for config field eval.{field}; expected an int >= 0"
+      )
   for field in ("batch_size", "kid_subsets", "pr_k"):
     if options[field] == 0:
       raise ConfigError(f"eval.{field} must be positive")
@@ -229,8 +267,10 @@ def resolve_best(best: str, metrics: Sequence[str]) -> tuple[str | None, str]:
     return first, outputs[first]
   name = best if best.startswith("eval/") else f"eval/{best}"
   if name not in outputs:
-    raise ConfigError(f"eval.best_metric={best!r} is not computed by eval.metrics "
-                      f"{list(metrics)}; valid: '', auto, {', '.join(sorted(outputs))}")
+    raise ConfigError(
+      f"eval.best_metric={best!r} is not computed by eval.metrics "
+      f"{list(metrics)}; valid: '', auto, {', '.join(sorted(outputs))}"
+    )
   return name, outputs[name]
 
 
@@ -250,9 +290,16 @@ class Evaluator:
     best_mode: "min" or "max".
   """
 
-  def __init__(self, metrics: Sequence[str], extractors: Mapping[str, Any],
-               reference: Mapping[str, Mapping[str, np.ndarray]], num_samples: int,
-               options: Mapping[str, Any], best_metric: str | None, best_mode: str):
+  def __init__(
+    self,
+    metrics: Sequence[str],
+    extractors: Mapping[str, Any],
+    reference: Mapping[str, Mapping[str, np.ndarray]],
+    num_samples: int,
+    options: Mapping[str, Any],
+    best_metric: str | None,
+    best_mode: str,
+  ):
     self.metrics = list(metrics)
     self.extractors = dict(extractors)
     self.reference = dict(reference)
@@ -262,9 +309,12 @@ class Evaluator:
     self.best_mode = best_mode
 
   @classmethod
-  def from_config(cls, config: ml_collections.ConfigDict,
-                  mesh: jax.sharding.Mesh | None = None,
-                  reference_data: Mapping[str, Any] | None = None) -> Evaluator:
+  def from_config(
+    cls,
+    config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh | None = None,
+    reference_data: Mapping[str, Any] | None = None,
+  ) -> Evaluator:
     """Reads config.eval, config.data and config.seed once.
 
     Args:
@@ -278,7 +328,8 @@ class Evaluator:
     best_metric, best_mode = resolve_best(options["best_metric"], metrics)
     kinds = {METRICS[m].extractor for m in metrics}
     num_samples = options["num_samples"] or (
-        DEFAULT_SAMPLES_CLASSIFIER if kinds == {"classifier"} else DEFAULT_SAMPLES_INCEPTION)
+      DEFAULT_SAMPLES_CLASSIFIER if kinds == {"classifier"} else DEFAULT_SAMPLES_INCEPTION
+    )
     mesh = mesh if mesh is not None else parallel.make_mesh()
     extractors = {}
     for kind in sorted(kinds):
@@ -286,25 +337,28 @@ class Evaluator:
         dataset = classifiers.dataset_for(data["name"])
         if dataset is None:
           raise ConfigError(
-              f"metrics {[m for m in metrics if METRICS[m].extractor == 'classifier']} need a "
-              f"dataset classifier, and there is none for data.name={data['name']!r}; "
-              f"classifiers exist for {', '.join(classifiers.DATASETS)}")
+            f"metrics {[m for m in metrics if METRICS[m].extractor == 'classifier']} need a "
+            f"dataset classifier, and there is none for data.name={data['name']!r}; "
+            f"classifiers exist for {', '.join(classifiers.DATASETS)}"
+          )
         name = f"{dataset}_classifier"
       else:
         name = kind
       extractors[kind] = features_lib.EXTRACTORS.get(name, "eval.metrics")(options, mesh)
-    if "inception_score" in metrics and "logits" not in extractors[
-        "inception"].outputs.values():
-      raise ConfigError("eval.metrics has inception_score, but the Inception weights have no "
-                        "logits layer: convert pytorch-fid's weights (python -m "
-                        "gan_jax.metrics.inception --convert_pytorch_fid=PATH) and set "
-                        "eval.inception_weights='full'; on MNIST-like data classifier_is "
-                        "is the classifier-based score")
+    if "inception_score" in metrics and "logits" not in extractors["inception"].outputs.values():
+      raise ConfigError(
+        "eval.metrics has inception_score, but the Inception weights have no "
+        "logits layer: convert pytorch-fid's weights (python -m "
+        "gan_jax.metrics.inception --convert_pytorch_fid=PATH) and set "
+        "eval.inception_weights='full'; on MNIST-like data classifier_is "
+        "is the classifier-based score"
+      )
     n_ref = options["reference_samples"] or num_samples
     reference = {
-        kind: reference_stats.real_features(data, options["reference_split"], n_ref, ext,
-                                            seed=config.get("seed", 0))
-        for kind, ext in extractors.items()
+      kind: reference_stats.real_features(
+        data, options["reference_split"], n_ref, ext, seed=config.get("seed", 0)
+      )
+      for kind, ext in extractors.items()
     }
     options["mesh"] = mesh
     return cls(metrics, extractors, reference, num_samples, options, best_metric, best_mode)
@@ -316,8 +370,9 @@ class Evaluator:
     results: dict[str, float] = {}
     for m in self.metrics:
       metric = METRICS[m]
-      results.update(metric.compute(fake[metric.extractor], self.reference[metric.extractor],
-                                    self.options))
+      results.update(
+        metric.compute(fake[metric.extractor], self.reference[metric.extractor], self.options)
+      )
     results = {k: float(v) for k, v in results.items()}
     results["eval/num_samples"] = float(len(images))
     results["perf/eval_seconds"] = time.time() - start
@@ -332,16 +387,20 @@ class Evaluator:
     """
     images = np.asarray(sample_fn(self.num_samples))
     if images.ndim != 4 or len(images) != self.num_samples:
-      raise ValueError(f"sample_fn({self.num_samples}) returned shape {images.shape}; "
-                       f"expected ({self.num_samples}, H, W, C)")
+      raise ValueError(
+        f"sample_fn({self.num_samples}) returned shape {images.shape}; "
+        f"expected ({self.num_samples}, H, W, C)"
+      )
     results = self.evaluate_images(to_uint8(images))
-    logging.info("step %d eval: %s", step,
-                 ", ".join(f"{k}={v:.4g}" for k, v in sorted(results.items())))
+    logging.info(
+      "step %d eval: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in sorted(results.items()))
+    )
     return results
 
 
-def build_evaluator(config: ml_collections.ConfigDict,
-                    mesh: jax.sharding.Mesh | None = None) -> Evaluator | None:
+def build_evaluator(
+  config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None
+) -> Evaluator | None:
   """The evaluator for training: None if config.eval.every == 0.
 
   Args:

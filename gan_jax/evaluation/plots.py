@@ -29,16 +29,24 @@ from gan_jax import cli as cli_lib
 # This tool's own flag set, apart from absl's global one: other tools also define --metrics
 # and --out.
 FLAGS = flags.FlagValues()
-flags.DEFINE_list("metrics", [], "comma-separated metric names (default: all eval/* metrics, "
-                  "else all)", flag_values=FLAGS)
-flags.DEFINE_string("out", "plots", "output folder, or a .png for one metric",
-                    flag_values=FLAGS)
-flags.DEFINE_enum("band", "minmax", ("minmax", "std"),
-                  "shaded band: min-max over a series' runs, or the mean ± 1 std",
-                  flag_values=FLAGS)
+flags.DEFINE_list(
+  "metrics",
+  [],
+  "comma-separated metric names (default: all eval/* metrics, else all)",
+  flag_values=FLAGS,
+)
+flags.DEFINE_string("out", "plots", "output folder, or a .png for one metric", flag_values=FLAGS)
+flags.DEFINE_enum(
+  "band",
+  "minmax",
+  ("minmax", "std"),
+  "shaded band: min-max over a series' runs, or the mean ± 1 std",
+  flag_values=FLAGS,
+)
 flags.DEFINE_bool("log_y", False, "logarithmic y axis", flag_values=FLAGS)
-flags.DEFINE_bool("panels", False, "all --metrics side by side in the one PNG --out",
-                  flag_values=FLAGS)
+flags.DEFINE_bool(
+  "panels", False, "all --metrics side by side in the one PNG --out", flag_values=FLAGS
+)
 
 _SEED_SUFFIX = re.compile(r"[_\-.]?(s|seed)[_=\-]?\d+$")
 
@@ -72,8 +80,7 @@ def read_metrics(workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
       for k, v in record.items():
         if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
           series.setdefault(k, {})[step] = float(v)
-  return {k: (np.array(sorted(d)), np.array([d[s] for s in sorted(d)]))
-          for k, d in series.items()}
+  return {k: (np.array(sorted(d)), np.array([d[s] for s in sorted(d)])) for k, d in series.items()}
 
 
 def default_label(workdir: str) -> str:
@@ -93,13 +100,15 @@ def parse_runs(specs: Sequence[str]) -> dict[str, list[str]]:
       matches = sorted(glob.glob(p))
       expanded += matches or [p]
     for p in expanded:
-      groups.setdefault(label if sep and not os.path.exists(spec) else default_label(p),
-                        []).append(p)
+      groups.setdefault(label if sep and not os.path.exists(spec) else default_label(p), []).append(
+        p
+      )
   return groups
 
 
-def aggregate(runs: Sequence[Mapping[str, tuple[np.ndarray, np.ndarray]]], metric: str,
-              band: str = "minmax") -> tuple[np.ndarray, ...] | None:
+def aggregate(
+  runs: Sequence[Mapping[str, tuple[np.ndarray, np.ndarray]]], metric: str, band: str = "minmax"
+) -> tuple[np.ndarray, ...] | None:
   """(steps, mean, low, high, count) over the runs that logged `metric`, at each step any of
   them logged it (each run contributes where it has a value). None if no run has it."""
   have = [r[metric] for r in runs if metric in r]
@@ -124,8 +133,10 @@ def aggregate(runs: Sequence[Mapping[str, tuple[np.ndarray, np.ndarray]]], metri
 def pyplot():
   """matplotlib.pyplot on the file-only Agg backend, imported on first use."""
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
   return plt
 
 
@@ -152,20 +163,28 @@ def _draw(ax, data, metric: str, band: str, log_y: bool) -> None:
 
 def _series(groups: Mapping[str, Sequence[str | Series]]) -> dict[str, list[Series]]:
   """{label: [series]}: run folders are read, series already read by the caller pass through."""
-  return {label: [read_metrics(r) if isinstance(r, str) else r for r in runs]
-          for label, runs in groups.items()}
+  return {
+    label: [read_metrics(r) if isinstance(r, str) else r for r in runs]
+    for label, runs in groups.items()
+  }
 
 
-def plot_panels(groups: Mapping[str, Sequence[str | Series]], metrics: Sequence[str], out: str,
-                band: str = "minmax", log_y: bool = False) -> str:
+def plot_panels(
+  groups: Mapping[str, Sequence[str | Series]],
+  metrics: Sequence[str],
+  out: str,
+  band: str = "minmax",
+  log_y: bool = False,
+) -> str:
   """Writes the metrics side by side into the one PNG `out`; returns its path.
 
   `groups` maps a label to its runs: run folders, or `read_metrics` results.
   """
   plt = pyplot()
   data = _series(groups)
-  fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), dpi=110,
-                           squeeze=False)
+  fig, axes = plt.subplots(
+    1, len(metrics), figsize=(5.2 * len(metrics), 3.8), dpi=110, squeeze=False
+  )
   for ax, metric in zip(axes[0], metrics):
     _draw(ax, data, metric, band, log_y)
   fig.tight_layout()
@@ -175,8 +194,13 @@ def plot_panels(groups: Mapping[str, Sequence[str | Series]], metrics: Sequence[
   return out
 
 
-def plot(groups: Mapping[str, Sequence[str | Series]], metrics: Sequence[str] | None, out: str,
-         band: str = "minmax", log_y: bool = False) -> list[str]:
+def plot(
+  groups: Mapping[str, Sequence[str | Series]],
+  metrics: Sequence[str] | None,
+  out: str,
+  band: str = "minmax",
+  log_y: bool = False,
+) -> list[str]:
   """Writes one PNG per metric into the folder `out` (or one file, if `out` ends in .png
   and there is one metric); returns the written paths. `groups` as for `plot_panels`."""
   plt = pyplot()
@@ -185,14 +209,17 @@ def plot(groups: Mapping[str, Sequence[str | Series]], metrics: Sequence[str] | 
   if metrics:
     missing = [m for m in metrics if m not in available]
     if missing:
-      raise ValueError(f"metrics {missing} are in no run's metrics.jsonl; available: "
-                       f"{', '.join(available)}")
+      raise ValueError(
+        f"metrics {missing} are in no run's metrics.jsonl; available: {', '.join(available)}"
+      )
   else:
     metrics = [m for m in available if m.startswith("eval/")] or available
   single = out.endswith(".png")
   if single and len(metrics) != 1:
-    raise ValueError(f"--out={out} is one file but {len(metrics)} metrics are plotted; pass "
-                     "a folder or one --metrics")
+    raise ValueError(
+      f"--out={out} is one file but {len(metrics)} metrics are plotted; pass "
+      "a folder or one --metrics"
+    )
   written = []
   for metric in metrics:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
@@ -221,8 +248,7 @@ def main(argv: Sequence[str]) -> None:
     if FLAGS.panels:
       if not metrics or not FLAGS.out.endswith(".png"):
         raise ValueError("--panels needs --metrics and an --out ending in .png")
-      written = [plot_panels(parse_runs(argv[1:]), metrics, FLAGS.out, FLAGS.band,
-                             FLAGS.log_y)]
+      written = [plot_panels(parse_runs(argv[1:]), metrics, FLAGS.out, FLAGS.band, FLAGS.log_y)]
     else:
       written = plot(parse_runs(argv[1:]), metrics, FLAGS.out, FLAGS.band, FLAGS.log_y)
   except (FileNotFoundError, ValueError) as e:

@@ -9,5 +9,4 @@ from gan_jax.games import unconditional
 from gan_jax.games.base import GENERATED, Game, forward, init_networks
 from gan_jax.games.unconditional import UnconditionalGame
 
-__all__ = ["GENERATED", "Game", "UnconditionalGame", "forward", "init_networks",
-           "unconditional"]
+__all__ = ["GENERATED", "Game", "UnconditionalGame", "forward", "init_networks", "unconditional"]

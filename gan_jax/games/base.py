@@ -38,29 +38,33 @@ class Game(Protocol):
 
   networks: Mapping[str, Network]
 
-  def init_variables(self, key: jax.Array, batch: Mapping[str, jax.Array] | None = None
-                     ) -> dict[str, dict[str, PyTree]]:
-    ...
+  def init_variables(
+    self, key: jax.Array, batch: Mapping[str, jax.Array] | None = None
+  ) -> dict[str, dict[str, PyTree]]: ...
 
-  def quantities(self, aux_names: tuple[str, ...] = ()) -> frozenset[str]:
-    ...
+  def quantities(self, aux_names: tuple[str, ...] = ()) -> frozenset[str]: ...
 
-  def context(self, *, networks: tuple[str, ...], params: Mapping[str, PyTree],
-              model_state: dict[str, PyTree], batch: Mapping[str, jax.Array],
-              aux: Mapping[str, PyTree], step: jax.Array, key: jax.Array,
-              outputs: Mapping[str, Any] | None = None) -> Context:
-    ...
+  def context(
+    self,
+    *,
+    networks: tuple[str, ...],
+    params: Mapping[str, PyTree],
+    model_state: dict[str, PyTree],
+    batch: Mapping[str, jax.Array],
+    aux: Mapping[str, PyTree],
+    step: jax.Array,
+    key: jax.Array,
+    outputs: Mapping[str, Any] | None = None,
+  ) -> Context: ...
 
-  def sample_inputs(self, key: jax.Array, n: int) -> PyTree:
-    ...
+  def sample_inputs(self, key: jax.Array, n: int) -> PyTree: ...
 
-  def sample(self, params: Mapping[str, PyTree], model_state: Mapping[str, PyTree],
-             inputs: PyTree) -> dict[str, jax.Array]:
-    ...
+  def sample(
+    self, params: Mapping[str, PyTree], model_state: Mapping[str, PyTree], inputs: PyTree
+  ) -> dict[str, jax.Array]: ...
 
 
-def init_networks(networks: Mapping[str, Network], key: jax.Array
-                  ) -> dict[str, dict[str, PyTree]]:
+def init_networks(networks: Mapping[str, Network], key: jax.Array) -> dict[str, dict[str, PyTree]]:
   """Initialises each network on zeros of its example input, with a key named after it.
 
   Returns:
@@ -76,8 +80,16 @@ def init_networks(networks: Mapping[str, Network], key: jax.Array
   return out
 
 
-def forward(module, params: PyTree, model_state: dict[str, PyTree], name: str, x: Any, *,
-            train: bool, update_state: bool = True) -> dict[str, jax.Array]:
+def forward(
+  module,
+  params: PyTree,
+  model_state: dict[str, PyTree],
+  name: str,
+  x: Any,
+  *,
+  train: bool,
+  update_state: bool = True,
+) -> dict[str, jax.Array]:
   """One pass of a network, returning its output and everything it sowed, once.
 
   Args:

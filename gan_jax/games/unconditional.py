@@ -71,6 +71,7 @@ class UnconditionalGame:
     adversary_terms: the terms of D's loss (for the `adversary_loss` quantity).
     shard: function constraining a batch-major array to the data-parallel sharding.
   """
+
   networks: Mapping[str, Network]
   z_dim: int
   z_dist: str = "normal"
@@ -80,42 +81,85 @@ class UnconditionalGame:
   adversary_terms: tuple[Term, ...] = ()
   shard: Callable[[jax.Array], jax.Array] = lambda x: x
 
-  STATIC_QUANTITIES = ("z", "x_real", "x_real_view", "x_fake", "d_real_pass", "d_fake_pass",
-                       "d_real", "d_fake", "d_real_plain", "critic", "features_real",
-                       "features_fake", "params", "all_params", "adversary_params",
-                       "adversary_loss", "labels", "outputs", "step", "key")
+  STATIC_QUANTITIES = (
+    "z",
+    "x_real",
+    "x_real_view",
+    "x_fake",
+    "d_real_pass",
+    "d_fake_pass",
+    "d_real",
+    "d_fake",
+    "d_real_plain",
+    "critic",
+    "features_real",
+    "features_fake",
+    "params",
+    "all_params",
+    "adversary_params",
+    "adversary_loss",
+    "labels",
+    "outputs",
+    "step",
+    "key",
+  )
 
   def quantities(self, aux_names: tuple[str, ...] = ()) -> frozenset[str]:
     """The names a term of this game may ask for."""
     return frozenset(self.STATIC_QUANTITIES) | frozenset(aux_names)
 
-  def init_variables(self, key: jax.Array, batch: Mapping[str, jax.Array] | None = None
-                     ) -> dict[str, dict[str, PyTree]]:
+  def init_variables(
+    self, key: jax.Array, batch: Mapping[str, jax.Array] | None = None
+  ) -> dict[str, dict[str, PyTree]]:
     """Every network initialised on zeros of its example input (`batch` is not needed)."""
     del batch
     return init_networks(self.networks, key)
 
-  def run(self, name: str, params: Mapping[str, PyTree], model_state: dict[str, PyTree],
-          x: jax.Array, *, train: bool, update_state: bool = True) -> dict[str, jax.Array]:
+  def run(
+    self,
+    name: str,
+    params: Mapping[str, PyTree],
+    model_state: dict[str, PyTree],
+    x: jax.Array,
+    *,
+    train: bool,
+    update_state: bool = True,
+  ) -> dict[str, jax.Array]:
     """Network `name`'s forward pass as a dict (`gan_jax.games.base.forward`)."""
-    return forward(self.networks[name].module, params[name], model_state, name, x,
-                   train=train, update_state=update_state)
+    return forward(
+      self.networks[name].module,
+      params[name],
+      model_state,
+      name,
+      x,
+      train=train,
+      update_state=update_state,
+    )
 
   def sample_inputs(self, key: jax.Array, n: int) -> jax.Array:
     """Noise z (n, Z) for `sample`."""
     return sample_noise(key, (n, self.z_dim), self.z_dist)
 
-  def sample(self, params: Mapping[str, PyTree], model_state: Mapping[str, PyTree],
-             inputs: jax.Array) -> dict[str, jax.Array]:
+  def sample(
+    self, params: Mapping[str, PyTree], model_state: Mapping[str, PyTree], inputs: jax.Array
+  ) -> dict[str, jax.Array]:
     """{"generated": G(z)} in inference mode (BatchNorm running averages), (N, H, W, C)."""
     out = self.run(self.generator, params, dict(model_state), inputs, train=False)
     return {GENERATED: out["output"]}
 
-  def context(self, *, networks: tuple[str, ...], params: Mapping[str, PyTree],
-              model_state: dict[str, PyTree], batch: Mapping[str, jax.Array],
-              aux: Mapping[str, PyTree], step: jax.Array, key: jax.Array,
-              outputs: Mapping[str, Any] | None = None,
-              shared: Mapping[str, Any] | None = None) -> Context:
+  def context(
+    self,
+    *,
+    networks: tuple[str, ...],
+    params: Mapping[str, PyTree],
+    model_state: dict[str, PyTree],
+    batch: Mapping[str, jax.Array],
+    aux: Mapping[str, PyTree],
+    step: jax.Array,
+    key: jax.Array,
+    outputs: Mapping[str, Any] | None = None,
+    shared: Mapping[str, Any] | None = None,
+  ) -> Context:
     """The named quantities for one update of `networks`.
 
     `params` holds the parameters being differentiated under their names; forward passes in
@@ -134,8 +178,9 @@ class UnconditionalGame:
       return self.run(self.real_view, params, model_state, ctx["x_real"], train=True)["output"]
 
     def critic(x):
-      return self.run(self.discriminator, params, model_state, x, train=True,
-                      update_state=False)["output"]
+      return self.run(self.discriminator, params, model_state, x, train=True, update_state=False)[
+        "output"
+      ]
 
     def adversary_loss():
       loss_key = jax.random.fold_in(key, 1)
@@ -143,12 +188,17 @@ class UnconditionalGame:
       def loss(phi, terms=None):
         # BatchNorm in D uses the batch statistics, as in D's own update; the statistics this
         # extra pass would write are dropped so they are not counted twice.
-        sub = self.context(networks=(self.discriminator,),
-                           params={**params, self.discriminator: phi},
-                           model_state=dict(model_state), batch=batch, aux=aux, step=step,
-                           key=key, outputs=outputs,
-                           shared={n: ctx[n] for n in ("z", "x_real", "x_real_view",
-                                                       "x_fake")})
+        sub = self.context(
+          networks=(self.discriminator,),
+          params={**params, self.discriminator: phi},
+          model_state=dict(model_state),
+          batch=batch,
+          aux=aux,
+          step=step,
+          key=key,
+          outputs=outputs,
+          shared={n: ctx[n] for n in ("z", "x_real", "x_real_view", "x_fake")},
+        )
         terms = self.adversary_terms if terms is None else terms
         (fixed, balanced), _ = evaluate_terms(terms, sub, loss_key, aux, "")
         return fixed + balanced
@@ -161,27 +211,29 @@ class UnconditionalGame:
       return batch["label"]
 
     providers = {
-        "z": lambda: self.shard(self.sample_inputs(key, batch["image"].shape[0])),
-        "x_real": lambda: batch["image"],
-        "x_real_view": x_real_view,
-        "x_fake": lambda: self.run(self.generator, params, model_state, ctx["z"],
-                                   train=True)["output"],
-        "d_real_pass": lambda: d_pass(ctx["x_real_view"]),
-        "d_fake_pass": lambda: d_pass(ctx["x_fake"]),
-        "d_real": lambda: ctx["d_real_pass"]["output"],
-        "d_fake": lambda: ctx["d_fake_pass"]["output"],
-        "d_real_plain": lambda: critic(ctx["x_real"]),
-        "critic": lambda: critic,
-        "features_real": lambda: ctx["d_real_pass"]["features"],
-        "features_fake": lambda: ctx["d_fake_pass"]["features"],
-        "params": lambda: (params[networks[0]] if len(networks) == 1
-                           else {n: params[n] for n in networks}),
-        "all_params": lambda: params,
-        "adversary_params": lambda: params[self.discriminator],
-        "adversary_loss": adversary_loss,
-        "labels": labels,
-        "outputs": lambda: dict(outputs or {}),
-        "step": lambda: step,
+      "z": lambda: self.shard(self.sample_inputs(key, batch["image"].shape[0])),
+      "x_real": lambda: batch["image"],
+      "x_real_view": x_real_view,
+      "x_fake": lambda: self.run(self.generator, params, model_state, ctx["z"], train=True)[
+        "output"
+      ],
+      "d_real_pass": lambda: d_pass(ctx["x_real_view"]),
+      "d_fake_pass": lambda: d_pass(ctx["x_fake"]),
+      "d_real": lambda: ctx["d_real_pass"]["output"],
+      "d_fake": lambda: ctx["d_fake_pass"]["output"],
+      "d_real_plain": lambda: critic(ctx["x_real"]),
+      "critic": lambda: critic,
+      "features_real": lambda: ctx["d_real_pass"]["features"],
+      "features_fake": lambda: ctx["d_fake_pass"]["features"],
+      "params": lambda: (
+        params[networks[0]] if len(networks) == 1 else {n: params[n] for n in networks}
+      ),
+      "all_params": lambda: params,
+      "adversary_params": lambda: params[self.discriminator],
+      "adversary_loss": adversary_loss,
+      "labels": labels,
+      "outputs": lambda: dict(outputs or {}),
+      "step": lambda: step,
     }
     providers.update({name: (lambda v=value: v) for name, value in aux.items()})
     ctx = Context(providers, shared)
@@ -205,10 +257,22 @@ def setup(builder: SpecBuilder) -> Callable[[SpecBuilder], UnconditionalGame]:
   objective = OBJECTIVES.get(objective_cfg["name"], "objective.name")(objective_cfg)
   builder.objective = objective
   builder.phases += [
-      Phase("d", "discriminator", objective.discriminator, repeats=train["n_critic"],
-            constraint=objective.discriminator_constraint, update_scale=objective.update_scale),
-      Phase("g", "generator", objective.generator, update_scale=objective.update_scale,
-            simultaneous=objective.simultaneous)]
+    Phase(
+      "d",
+      "discriminator",
+      objective.discriminator,
+      repeats=train["n_critic"],
+      constraint=objective.discriminator_constraint,
+      update_scale=objective.update_scale,
+    ),
+    Phase(
+      "g",
+      "generator",
+      objective.generator,
+      update_scale=objective.update_scale,
+      simultaneous=objective.simultaneous,
+    ),
+  ]
   builder.controllers += list(objective.controllers)
   builder.summaries += list(objective.summaries)
   builder.ema_networks = ("generator",)
@@ -218,8 +282,13 @@ def setup(builder: SpecBuilder) -> Callable[[SpecBuilder], UnconditionalGame]:
     builder.add_network(name, module, example_shapes[name])
 
   def finish(b: SpecBuilder) -> UnconditionalGame:
-    return UnconditionalGame(networks=dict(b.networks), z_dim=z_dim, z_dist=model_cfg["z_dist"],
-                             real_view=b.real_view, adversary_terms=b.phase("d").terms,
-                             shard=parallel.batch_constraint(b.mesh))
+    return UnconditionalGame(
+      networks=dict(b.networks),
+      z_dim=z_dim,
+      z_dist=model_cfg["z_dist"],
+      real_view=b.real_view,
+      adversary_terms=b.phase("d").terms,
+      shard=parallel.batch_constraint(b.mesh),
+    )
 
   return finish

@@ -21,8 +21,9 @@ import jax.numpy as jnp
 Metrics = dict[str, jax.Array]
 
 
-def minimax_discriminator_loss(*, d_real: jax.Array, d_fake: jax.Array,
-                               real_label: float = 1.0) -> tuple[jax.Array, Metrics]:
+def minimax_discriminator_loss(
+  *, d_real: jax.Array, d_fake: jax.Array, real_label: float = 1.0
+) -> tuple[jax.Array, Metrics]:
   """Binary cross-entropy of D (Goodfellow et al. 2014, Eq. 1).
 
   L_D = -E log D(x) - E log(1 - D(G(z))) = softplus(-d(x)) + softplus(d(G(z))).
@@ -31,9 +32,12 @@ def minimax_discriminator_loss(*, d_real: jax.Array, d_fake: jax.Array,
   """
   real = real_label * jax.nn.softplus(-d_real) + (1.0 - real_label) * jax.nn.softplus(d_real)
   loss = jnp.mean(real) + jnp.mean(jax.nn.softplus(d_fake))
-  return loss, {"d_real": jnp.mean(d_real), "d_fake": jnp.mean(d_fake),
-                "p_real": jnp.mean(jax.nn.sigmoid(d_real)),
-                "p_fake": jnp.mean(jax.nn.sigmoid(d_fake))}
+  return loss, {
+    "d_real": jnp.mean(d_real),
+    "d_fake": jnp.mean(d_fake),
+    "p_real": jnp.mean(jax.nn.sigmoid(d_real)),
+    "p_fake": jnp.mean(jax.nn.sigmoid(d_fake)),
+  }
 
 
 def minimax_generator_loss(*, d_fake: jax.Array) -> tuple[jax.Array, Metrics]:
@@ -46,9 +50,9 @@ def non_saturating_generator_loss(*, d_fake: jax.Array) -> tuple[jax.Array, Metr
   return jnp.mean(jax.nn.softplus(-d_fake)), {}
 
 
-def lsgan_discriminator_loss(*, d_real: jax.Array, d_fake: jax.Array,
-                             real_target: float = 1.0,
-                             fake_target: float = 0.0) -> tuple[jax.Array, Metrics]:
+def lsgan_discriminator_loss(
+  *, d_real: jax.Array, d_fake: jax.Array, real_target: float = 1.0, fake_target: float = 0.0
+) -> tuple[jax.Array, Metrics]:
   """LSGAN discriminator loss (Mao et al. 2017, Eq. 2, a=0, b=1): (d(x) - b)² + (d(G(z)) - a)².
 
   Scale: without Eq. 2's ½ factor, as Tempered GAN writes it (Sec. A.1); this doubles the
@@ -73,8 +77,11 @@ def wasserstein_critic_loss(*, d_real: jax.Array, d_fake: jax.Array) -> tuple[ja
   The metric `wasserstein` is the critic's estimate E d(x) - E d(G(z)) of the distance.
   """
   estimate = jnp.mean(d_real) - jnp.mean(d_fake)
-  return -estimate, {"d_real": jnp.mean(d_real), "d_fake": jnp.mean(d_fake),
-                     "wasserstein": estimate}
+  return -estimate, {
+    "d_real": jnp.mean(d_real),
+    "d_fake": jnp.mean(d_fake),
+    "wasserstein": estimate,
+  }
 
 
 def wasserstein_generator_loss(*, d_fake: jax.Array) -> tuple[jax.Array, Metrics]:
@@ -82,9 +89,14 @@ def wasserstein_generator_loss(*, d_fake: jax.Array) -> tuple[jax.Array, Metrics
   return -jnp.mean(d_fake), {}
 
 
-def gradient_penalty(*, critic: Callable[[jax.Array], jax.Array], x_real_view: jax.Array,
-                     x_fake: jax.Array, key: jax.Array,
-                     target: float = 1.0) -> tuple[jax.Array, Metrics]:
+def gradient_penalty(
+  *,
+  critic: Callable[[jax.Array], jax.Array],
+  x_real_view: jax.Array,
+  x_fake: jax.Array,
+  key: jax.Array,
+  target: float = 1.0,
+) -> tuple[jax.Array, Metrics]:
   """WGAN-GP gradient penalty (Gulrajani et al. 2017, Eq. 3, Alg. 1), without its weight λ.
 
   E_x̂ (‖∇_x̂ d(x̂)‖₂ - 1)², x̂ = εx + (1 - ε)G(z), ε ~ U[0, 1] drawn per sample.
@@ -102,7 +114,7 @@ def gradient_penalty(*, critic: Callable[[jax.Array], jax.Array], x_real_view: j
   x_hat = eps * x + (1.0 - eps) * x_fake
   grads = jax.grad(lambda x: jnp.sum(critic(x)))(x_hat)
   # The small constant keeps the gradient of the norm finite where ∇ = 0.
-  norms = jnp.sqrt(jnp.sum(grads ** 2, axis=tuple(range(1, grads.ndim))) + 1e-12)
+  norms = jnp.sqrt(jnp.sum(grads**2, axis=tuple(range(1, grads.ndim))) + 1e-12)
   return jnp.mean((norms - target) ** 2), {"grad_norm": jnp.mean(norms)}
 
 

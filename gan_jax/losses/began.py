@@ -14,8 +14,9 @@ import jax.numpy as jnp
 Metrics = dict[str, jax.Array]
 
 
-def began_discriminator_loss(*, d_real: jax.Array, d_fake: jax.Array,
-                             began: Mapping[str, jax.Array]) -> tuple[jax.Array, Metrics]:
+def began_discriminator_loss(
+  *, d_real: jax.Array, d_fake: jax.Array, began: Mapping[str, jax.Array]
+) -> tuple[jax.Array, Metrics]:
   """BEGAN D loss (Berthelot et al. 2017, Sec. 3.4): L_D = L(x) - k_t·L(G(z_D)).
 
   Args:

@@ -20,7 +20,7 @@ def lens_minimax_loss(*, d_real: jax.Array) -> tuple[jax.Array, Metrics]:
 
 def lens_lsgan_loss(*, d_real: jax.Array) -> tuple[jax.Array, Metrics]:
   """Tempered GAN Eq. 3: L_L^A = ‖D(L(x))‖², pulling D's output on L(x) to the fake target 0."""
-  return jnp.mean(d_real ** 2), {}
+  return jnp.mean(d_real**2), {}
 
 
 def lens_wasserstein_loss(*, d_real: jax.Array) -> tuple[jax.Array, Metrics]:
@@ -28,8 +28,9 @@ def lens_wasserstein_loss(*, d_real: jax.Array) -> tuple[jax.Array, Metrics]:
   return jnp.mean(d_real), {}
 
 
-def reconstruction_loss(*, x_real: jax.Array, x_real_view: jax.Array,
-                        reduction: str = "sum") -> tuple[jax.Array, Metrics]:
+def reconstruction_loss(
+  *, x_real: jax.Array, x_real_view: jax.Array, reduction: str = "sum"
+) -> tuple[jax.Array, Metrics]:
   """L_L^R = ‖x - L(x)‖₂² (Tempered GAN Sec. 2), averaged over the batch.
 
   Args:

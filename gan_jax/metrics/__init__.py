@@ -14,15 +14,28 @@ from gan_jax.images import to_uint8
 from gan_jax.metrics import frechet, inception_score, kid, precision_recall
 from gan_jax.metrics.features import EXTRACTORS, FeatureExtractor
 from gan_jax.metrics.frechet import (
-                                     GaussianStats,
-                                     fid,
-                                     fid_from_features,
-                                     fid_from_stats,
-                                     frechet_distance,
-                                     gaussian_stats,
-                                     trace_sqrt_product,
+  GaussianStats,
+  fid,
+  fid_from_features,
+  fid_from_stats,
+  frechet_distance,
+  gaussian_stats,
+  trace_sqrt_product,
 )
 
-__all__ = ["EXTRACTORS", "FeatureExtractor", "GaussianStats", "fid", "fid_from_features",
-           "fid_from_stats", "frechet", "frechet_distance", "gaussian_stats", "inception_score",
-           "kid", "precision_recall", "to_uint8", "trace_sqrt_product"]
+__all__ = [
+  "EXTRACTORS",
+  "FeatureExtractor",
+  "GaussianStats",
+  "fid",
+  "fid_from_features",
+  "fid_from_stats",
+  "frechet",
+  "frechet_distance",
+  "gaussian_stats",
+  "inception_score",
+  "kid",
+  "precision_recall",
+  "to_uint8",
+  "trace_sqrt_product",
+]

@@ -46,17 +46,27 @@ NUM_CLASSES = 10
 # augmentation, epochs). The data sections are gan_jax.data configs (see configs/presets.py).
 _BASE = dict(path="", num_examples=0, channels=1, resize="pad", stacked=False, image_size=32)
 DATASETS: Registry[dict[str, Any]] = Registry("classifier dataset")
-DATASETS.register("fashion_mnist")(dict(
-    sources=[dict(_BASE, source="idx", name="fashion_mnist"),
-             dict(_BASE, source="tfds", name="fashion_mnist")],
-    flip=True, epochs=8))
-DATASETS.register("mnist")(dict(
+DATASETS.register("fashion_mnist")(
+  dict(
+    sources=[
+      dict(_BASE, source="idx", name="fashion_mnist"),
+      dict(_BASE, source="tfds", name="fashion_mnist"),
+    ],
+    flip=True,
+    epochs=8,
+  )
+)
+DATASETS.register("mnist")(
+  dict(
     sources=[dict(_BASE, source="idx", name="mnist"), dict(_BASE, source="tfds", name="mnist")],
-    flip=False, epochs=6))
+    flip=False,
+    epochs=6,
+  )
+)
 # scikit-learn's 8x8 digits padded to 16x16: tiny and offline, for smoke runs and tests.
-DATASETS.register("digits")(dict(
-    sources=[dict(_BASE, source="digits", name="digits", image_size=16)],
-    flip=False, epochs=60))
+DATASETS.register("digits")(
+  dict(sources=[dict(_BASE, source="digits", name="digits", image_size=16)], flip=False, epochs=60)
+)
 
 
 class ConvNet(nn.Module):
@@ -66,6 +76,7 @@ class ConvNet(nn.Module):
   Input (B, S, S, 1) float in [-1, 1]; returns {"features": (B, 128) penultimate activations,
   "logits": (B, 10)}.
   """
+
   dropout: float = 0.3
 
   @nn.compact
@@ -97,9 +108,15 @@ def _load_split(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
   raise FileNotFoundError(f"no {split} split of {dataset} found; tried: " + " | ".join(errors))
 
 
-def train_classifier(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-                     epochs: int, batch_size: int = 128, learning_rate: float = 1e-3,
-                     flip: bool = False, seed: int = 0) -> tuple[dict, float]:
+def train_classifier(
+  train: tuple[np.ndarray, np.ndarray],
+  test: tuple[np.ndarray, np.ndarray],
+  epochs: int,
+  batch_size: int = 128,
+  learning_rate: float = 1e-3,
+  flip: bool = False,
+  seed: int = 0,
+) -> tuple[dict, float]:
   """Trains ConvNet with Adam (cosine-decayed learning rate) and cross-entropy.
 
   Args:
@@ -141,12 +158,17 @@ def train_classifier(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarra
     perm = rng.permutation(len(images))
     losses = []
     for i in range(steps_per_epoch):
-      idx = perm[i * batch_size:(i + 1) * batch_size]
+      idx = perm[i * batch_size : (i + 1) * batch_size]
       key, sub = jax.random.split(key)
       params, opt_state, loss = step(params, opt_state, images[idx], labels[idx], sub)
       losses.append(loss)
-    logging.info("epoch %d/%d: loss %.4f (%.0f s)", epoch + 1, epochs,
-                 float(np.mean(jax.device_get(losses))), time.time() - start)
+    logging.info(
+      "epoch %d/%d: loss %.4f (%.0f s)",
+      epoch + 1,
+      epochs,
+      float(np.mean(jax.device_get(losses))),
+      time.time() - start,
+    )
   return params, accuracy(params, *test)
 
 
@@ -157,8 +179,12 @@ def _logits(params: Mapping, images: jax.Array) -> jax.Array:
 
 def predict_logits(params: Mapping, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
   """Logits (N, 10) of uint8 images (N, S, S, 1)."""
-  return np.concatenate([np.asarray(_logits(params, images[i:i + batch_size]))
-                         for i in range(0, len(images), batch_size)])
+  return np.concatenate(
+    [
+      np.asarray(_logits(params, images[i : i + batch_size]))
+      for i in range(0, len(images), batch_size)
+    ]
+  )
 
 
 def accuracy(params: Mapping, images: np.ndarray, labels: np.ndarray) -> float:
@@ -173,14 +199,14 @@ def classifier_path(dataset: str) -> str:
   return cache.cache_dir("classifiers", f"{dataset}.npz")
 
 
-def save(dataset: str, params: Mapping, record: Mapping[str, Any],
-         path: str | None = None) -> str:
+def save(dataset: str, params: Mapping, record: Mapping[str, Any], path: str | None = None) -> str:
   """Writes weights and the JSON record (arch, image size, test accuracy, ...)."""
   path = path or classifier_path(dataset)
-  flat = {jax.tree_util.keystr(p, simple=True, separator="/"): np.asarray(v)
-          for p, v in jax.tree_util.tree_flatten_with_path(params)[0]}
-  cache.save_npz_atomic(path, __record__=np.asarray(json.dumps(dict(record, arch=ARCH))),
-                        **flat)
+  flat = {
+    jax.tree_util.keystr(p, simple=True, separator="/"): np.asarray(v)
+    for p, v in jax.tree_util.tree_flatten_with_path(params)[0]
+  }
+  cache.save_npz_atomic(path, __record__=np.asarray(json.dumps(dict(record, arch=ARCH))), **flat)
   return path
 
 
@@ -194,15 +220,18 @@ def load(dataset: str, path: str | None = None) -> tuple[dict, dict[str, Any]]:
   path = path or classifier_path(dataset)
   if not os.path.isfile(path):
     raise FileNotFoundError(
-        f"no {dataset} classifier at {path}; train it with `python -m gan_jax.metrics.classifiers "
-        f"--dataset={dataset}` (or choose metrics that do not need it: eval.metrics)")
+      f"no {dataset} classifier at {path}; train it with `python -m gan_jax.metrics.classifiers "
+      f"--dataset={dataset}` (or choose metrics that do not need it: eval.metrics)"
+    )
   with np.load(path) as f:
     record = json.loads(str(f["__record__"]))
     flat = {k: f[k] for k in f.files if k != "__record__"}
   if record.get("arch") != ARCH:
-    raise ValueError(f"{path} holds a {record.get('arch')} classifier, this version uses "
-                     f"{ARCH}; retrain with "
-                     f"`python -m gan_jax.metrics.classifiers --dataset={dataset}`")
+    raise ValueError(
+      f"{path} holds a {record.get('arch')} classifier, this version uses "
+      f"{ARCH}; retrain with "
+      f"`python -m gan_jax.metrics.classifiers --dataset={dataset}`"
+    )
   params: dict = {}
   for key, value in flat.items():
     node = params
@@ -213,8 +242,7 @@ def load(dataset: str, path: str | None = None) -> tuple[dict, dict[str, Any]]:
   return params, record
 
 
-def apply_per_channel(params: Mapping, images: jax.Array, image_size: int
-                      ) -> dict[str, jax.Array]:
+def apply_per_channel(params: Mapping, images: jax.Array, image_size: int) -> dict[str, jax.Array]:
   """Classifies each channel of uint8 images (B, H, W, C) as a grayscale image.
 
   Images of another size are resized bilinearly to the classifier's `image_size`.
@@ -227,30 +255,42 @@ def apply_per_channel(params: Mapping, images: jax.Array, image_size: int
   if (h, w) != (image_size, image_size):
     x = jax.image.resize(x, (b * c, image_size, image_size, 1), "bilinear")
   out = ConvNet().apply({"params": params}, x)
-  return {"features": out["features"].reshape(b, -1),
-          "logits": out["logits"].reshape(b, c, NUM_CLASSES)}
+  return {
+    "features": out["features"].reshape(b, -1),
+    "logits": out["logits"].reshape(b, c, NUM_CLASSES),
+  }
 
 
-def classifier_extractor(dataset: str, options: Mapping[str, Any], mesh=None
-                         ) -> features_lib.FeatureExtractor:
+def classifier_extractor(
+  dataset: str, options: Mapping[str, Any], mesh=None
+) -> features_lib.FeatureExtractor:
   """The cached classifier of `dataset` as a FeatureExtractor ("features", "logits")."""
   params, record = load(dataset, options.get("classifier_path") or None)
   size = int(record["image_size"])
   key = f"classifier-{dataset}-{ARCH}-{cache.arrays_digest(_flat(params))}"
   fn = lambda p, x: apply_per_channel(p, x, size)  # pylint: disable=unnecessary-lambda-assignment
-  return features_lib.FeatureExtractor(f"{dataset}_classifier", key, fn, params,
-                                       {"features": "features", "logits": "logits"},
-                                       batch_size=options.get("batch_size", 500), mesh=mesh)
+  return features_lib.FeatureExtractor(
+    f"{dataset}_classifier",
+    key,
+    fn,
+    params,
+    {"features": "features", "logits": "logits"},
+    batch_size=options.get("batch_size", 500),
+    mesh=mesh,
+  )
 
 
 def _flat(params: Mapping) -> dict[str, np.ndarray]:
-  return {jax.tree_util.keystr(p): np.asarray(v)
-          for p, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+  return {
+    jax.tree_util.keystr(p): np.asarray(v)
+    for p, v in jax.tree_util.tree_flatten_with_path(params)[0]
+  }
 
 
 for _name in DATASETS:
   features_lib.EXTRACTORS.register(f"{_name}_classifier")(
-      lambda options, mesh=None, _d=_name: classifier_extractor(_d, options, mesh))
+    lambda options, mesh=None, _d=_name: classifier_extractor(_d, options, mesh)
+  )
 
 
 def dataset_for(data_name: str) -> str | None:
@@ -262,12 +302,12 @@ def dataset_for(data_name: str) -> str | None:
 # This tool's own flag set, apart from absl's global one: other tools also define --seed,
 # --batch_size and --out.
 FLAGS = flags.FlagValues()
-flags.DEFINE_string("dataset", None, f"one of {', '.join(DATASETS)}", flag_values=FLAGS,
-                    required=True)
+flags.DEFINE_string(
+  "dataset", None, f"one of {', '.join(DATASETS)}", flag_values=FLAGS, required=True
+)
 flags.DEFINE_integer("epochs", 0, "0: the dataset's default", flag_values=FLAGS)
 flags.DEFINE_integer("batch_size", 128, "training batch size", flag_values=FLAGS)
-flags.DEFINE_integer("seed", 0, "seed of the initialisation and the data order",
-                     flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "seed of the initialisation and the data order", flag_values=FLAGS)
 flags.DEFINE_string("out", None, "output file (default: the cache)", flag_values=FLAGS)
 
 
@@ -286,11 +326,18 @@ def main(argv: list[str]) -> None:
   test = _load_split(FLAGS.dataset, "test")
   epochs = FLAGS.epochs or entry["epochs"]
   start = time.time()
-  params, acc = train_classifier(train, test, epochs, FLAGS.batch_size, flip=entry["flip"],
-                                 seed=FLAGS.seed)
-  record = dict(dataset=FLAGS.dataset, test_accuracy=acc, image_size=int(train[0].shape[1]),
-                epochs=epochs, train_examples=len(train[0]), test_examples=len(test[0]),
-                seconds=round(time.time() - start, 1))
+  params, acc = train_classifier(
+    train, test, epochs, FLAGS.batch_size, flip=entry["flip"], seed=FLAGS.seed
+  )
+  record = dict(
+    dataset=FLAGS.dataset,
+    test_accuracy=acc,
+    image_size=int(train[0].shape[1]),
+    epochs=epochs,
+    train_examples=len(train[0]),
+    test_examples=len(test[0]),
+    seconds=round(time.time() - start, 1),
+  )
   path = save(FLAGS.dataset, params, record, FLAGS.out)
   print(json.dumps(dict(record, path=path)))
 

@@ -42,9 +42,17 @@ class FeatureExtractor:
     channels: image channels the network expects (1 or 3); other counts are converted.
   """
 
-  def __init__(self, name: str, key: str, fn: Callable[[Any, jax.Array], Mapping],
-               params: Any, outputs: Mapping[str, str], batch_size: int = 100,
-               mesh: Mesh | None = None, channels: int | None = None):
+  def __init__(
+    self,
+    name: str,
+    key: str,
+    fn: Callable[[Any, jax.Array], Mapping],
+    params: Any,
+    outputs: Mapping[str, str],
+    batch_size: int = 100,
+    mesh: Mesh | None = None,
+    channels: int | None = None,
+  ):
     self.name, self.key = name, key
     self.outputs = dict(outputs)
     self.channels = channels
@@ -78,9 +86,11 @@ class FeatureExtractor:
     """
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4:
-      raise ValueError(f"{self.name} features need uint8 images (N, H, W, C), got "
-                       f"{images.dtype} {images.shape}; convert generator outputs in "
-                       "[-1, 1] with gan_jax.images.to_uint8")
+      raise ValueError(
+        f"{self.name} features need uint8 images (N, H, W, C), got "
+        f"{images.dtype} {images.shape}; convert generator outputs in "
+        "[-1, 1] with gan_jax.images.to_uint8"
+      )
     images = self._convert_channels(images)
     n, b = len(images), self.batch_size
     if n == 0:
@@ -89,23 +99,28 @@ class FeatureExtractor:
     start = time.time()
     for i, lo in enumerate(range(0, n, b)):
       # The last chunk is padded to the compiled batch size; padded rows are dropped.
-      out = jax.device_get(self._fn(self._params, parallel.pad_batch(images[lo:lo + b], b)))
+      out = jax.device_get(self._fn(self._params, parallel.pad_batch(images[lo : lo + b], b)))
       for k, v in out.items():
-        parts[k].append(np.asarray(v, np.float32)[:min(b, n - lo)])
+        parts[k].append(np.asarray(v, np.float32)[: min(b, n - lo)])
       if log_every and (i + 1) % log_every == 0:
         done = min(n, lo + b)
-        logging.info("%s features: %d/%d images, %.1f images/s", self.name, done, n,
-                     done / (time.time() - start))
+        logging.info(
+          "%s features: %d/%d images, %.1f images/s",
+          self.name,
+          done,
+          n,
+          done / (time.time() - start),
+        )
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 @EXTRACTORS.register("inception")
-def inception_extractor(options: Mapping[str, Any], mesh: Mesh | None = None
-                        ) -> FeatureExtractor:
+def inception_extractor(options: Mapping[str, Any], mesh: Mesh | None = None) -> FeatureExtractor:
   """The FID Inception-v3: "features" = pool3 (2048), plus "logits" (1008, unbiased as in the
   official Inception-score code) when `options["inception_weights"]` names converted full
   weights ("full": the cached ones; a path: that .npz)."""
   from gan_jax.metrics import inception  # pylint: disable=g-import-not-at-top
+
   which = options.get("inception_weights", "")
   if which == "full":
     params = inception.load_params(full=True)
@@ -117,5 +132,13 @@ def inception_extractor(options: Mapping[str, Any], mesh: Mesh | None = None
   if "fc_kernel" in params:
     outputs["logits_unbiased"] = "logits"
   key = f"inception-2015-12-05-{inception.weights_id(params)}"
-  return FeatureExtractor("inception", key, inception.apply, params, outputs,
-                          batch_size=options.get("batch_size", 50), mesh=mesh, channels=3)
+  return FeatureExtractor(
+    "inception",
+    key,
+    inception.apply,
+    params,
+    outputs,
+    batch_size=options.get("batch_size", 50),
+    mesh=mesh,
+    channels=3,
+  )

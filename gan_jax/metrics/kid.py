@@ -13,8 +13,7 @@ from jax.sharding import Mesh
 from gan_jax.core import parallel
 
 
-def polynomial_kernel(x: jax.Array, y: jax.Array, degree: int = 3, coef0: float = 1.0
-                      ) -> jax.Array:
+def polynomial_kernel(x: jax.Array, y: jax.Array, degree: int = 3, coef0: float = 1.0) -> jax.Array:
   """k(x, y) = (x·y / d + coef0)^degree for rows of x (M, D) and y (N, D) -> (M, N)."""
   d = x.shape[-1]
   return (jnp.dot(x, y.T, precision=jax.lax.Precision.HIGHEST) / d + coef0) ** degree
@@ -38,8 +37,14 @@ def _subset_mmd(x_subsets: jax.Array, y_subsets: jax.Array) -> jax.Array:
   return jax.vmap(mmd2_unbiased)(x_subsets, y_subsets)
 
 
-def kid(x: np.ndarray, y: np.ndarray, num_subsets: int = 100, subset_size: int = 1000,
-        seed: int = 0, mesh: Mesh | None = None) -> tuple[float, float]:
+def kid(
+  x: np.ndarray,
+  y: np.ndarray,
+  num_subsets: int = 100,
+  subset_size: int = 1000,
+  seed: int = 0,
+  mesh: Mesh | None = None,
+) -> tuple[float, float]:
   """KID between feature sets x (N_x, D) and y (N_y, D) (Bińkowski et al. 2018).
 
   Each of `num_subsets` subsets draws min(subset_size, N_x, N_y) rows of each set without
@@ -57,7 +62,7 @@ def kid(x: np.ndarray, y: np.ndarray, num_subsets: int = 100, subset_size: int =
   mesh = mesh if mesh is not None else parallel.make_mesh()
   rng = np.random.default_rng(seed)
   # A group of subsets per call bounds memory (3 kernel matrices M x M per subset).
-  group = max(mesh.size, (256 * 2 ** 20) // (3 * 4 * m * m) // mesh.size * mesh.size)
+  group = max(mesh.size, (256 * 2**20) // (3 * 4 * m * m) // mesh.size * mesh.size)
   fn = jax.jit(_subset_mmd, in_shardings=(parallel.batch_sharding(mesh),) * 2)
   values = []
   for lo in range(0, num_subsets, group):
@@ -66,9 +71,10 @@ def kid(x: np.ndarray, y: np.ndarray, num_subsets: int = 100, subset_size: int =
     iy = np.stack([rng.choice(len(y), m, replace=False) for _ in range(s)])
     pad = -s % mesh.size
     if pad:  # repeat the first subset; its extra results are dropped
-      ix, iy = np.concatenate([ix, ix[:1].repeat(pad, 0)]), np.concatenate(
-          [iy, iy[:1].repeat(pad, 0)])
+      ix, iy = (
+        np.concatenate([ix, ix[:1].repeat(pad, 0)]),
+        np.concatenate([iy, iy[:1].repeat(pad, 0)]),
+      )
     values.append(np.asarray(jax.device_get(fn(x[ix], y[iy])), np.float64)[:s])
   values = np.concatenate(values)
   return float(values.mean()), float(values.std())
-

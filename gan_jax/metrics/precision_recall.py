@@ -38,11 +38,12 @@ def _covered(rows: jax.Array, centres: jax.Array, radii: jax.Array) -> jax.Array
 def _rowwise(fn, rows: np.ndarray, *args, block: int, mesh: Mesh) -> np.ndarray:
   """Applies jitted fn(row block, *args) over row blocks split across devices."""
   block = max(mesh.size, -(-block // mesh.size) * mesh.size)
-  jitted = jax.jit(fn, in_shardings=(parallel.batch_sharding(mesh),)
-                   + (parallel.replicated(mesh),) * len(args))
+  jitted = jax.jit(
+    fn, in_shardings=(parallel.batch_sharding(mesh),) + (parallel.replicated(mesh),) * len(args)
+  )
   out = []
   for lo in range(0, len(rows), block):
-    x = rows[lo:lo + block]
+    x = rows[lo : lo + block]
     n = len(x)
     if n < block:
       x = np.concatenate([x, np.repeat(x[:1], block - n, 0)])
@@ -50,19 +51,20 @@ def _rowwise(fn, rows: np.ndarray, *args, block: int, mesh: Mesh) -> np.ndarray:
   return np.concatenate(out)
 
 
-def manifold_radii(features: np.ndarray, k: int = 3, block: int = 1000,
-                   mesh: Mesh | None = None) -> np.ndarray:
+def manifold_radii(
+  features: np.ndarray, k: int = 3, block: int = 1000, mesh: Mesh | None = None
+) -> np.ndarray:
   """Squared k-NN radii (N,) of a feature set (N, D), N > k."""
   features = np.asarray(features, np.float32)
   if len(features) <= k:
     raise ValueError(f"need more than k={k} samples for the k-NN radii, got {len(features)}")
   mesh = mesh if mesh is not None else parallel.make_mesh()
-  return _rowwise(lambda r, ref: _kth_radius(r, ref, k), features, features, block=block,
-                  mesh=mesh)
+  return _rowwise(lambda r, ref: _kth_radius(r, ref, k), features, features, block=block, mesh=mesh)
 
 
-def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, block: int = 1000,
-                     mesh: Mesh | None = None) -> tuple[float, float]:
+def precision_recall(
+  real: np.ndarray, fake: np.ndarray, k: int = 3, block: int = 1000, mesh: Mesh | None = None
+) -> tuple[float, float]:
   """Improved precision and recall (Kynkäänniemi et al. 2019) of fake vs real features.
 
   Args:

@@ -27,8 +27,16 @@ from gan_jax.metrics.features import FeatureExtractor
 # Bump when the way images are drawn or statistics are computed changes.
 VERSION = 1
 # Data fields that change which images are read or how they are preprocessed.
-_DATA_FIELDS = ("source", "name", "path", "image_size", "channels", "resize", "stacked",
-                "num_examples")
+_DATA_FIELDS = (
+  "source",
+  "name",
+  "path",
+  "image_size",
+  "channels",
+  "resize",
+  "stacked",
+  "num_examples",
+)
 
 
 def reference_indices(size: int, n: int) -> np.ndarray:
@@ -39,8 +47,9 @@ def reference_indices(size: int, n: int) -> np.ndarray:
   return np.sort(np.random.default_rng(0).choice(size, n, replace=False))
 
 
-def cache_key(data_cfg: Mapping[str, Any], split: str, n: int, extractor_key: str,
-              seed: int) -> tuple[str, dict[str, Any]]:
+def cache_key(
+  data_cfg: Mapping[str, Any], split: str, n: int, extractor_key: str, seed: int
+) -> tuple[str, dict[str, Any]]:
   """(hex key, the fields it hashes) for the reference statistics of this data."""
   fields = {f: data_cfg.get(f) for f in _DATA_FIELDS}
   path = fields["path"]
@@ -48,15 +57,25 @@ def cache_key(data_cfg: Mapping[str, Any], split: str, n: int, extractor_key: st
     # A file replaced in place must not reuse old statistics.
     st = os.stat(path)
     fields["path_mtime_size"] = (int(st.st_mtime), st.st_size)
-  fields.update(split=split, n=n, extractor=extractor_key, version=VERSION,
-                stack_seed=seed if data_cfg.get("stacked") else None)
+  fields.update(
+    split=split,
+    n=n,
+    extractor=extractor_key,
+    version=VERSION,
+    stack_seed=seed if data_cfg.get("stacked") else None,
+  )
   blob = json.dumps(fields, sort_keys=True, default=str)
   return hashlib.sha1(blob.encode()).hexdigest()[:20], fields
 
 
-def real_features(data_cfg: Mapping[str, Any], split: str, n: int,
-                  extractor: FeatureExtractor, seed: int = 0,
-                  cache_folder: str | None = None) -> dict[str, np.ndarray]:
+def real_features(
+  data_cfg: Mapping[str, Any],
+  split: str,
+  n: int,
+  extractor: FeatureExtractor,
+  seed: int = 0,
+  cache_folder: str | None = None,
+) -> dict[str, np.ndarray]:
   """Features of n real images of the data section's `split`, from the cache if there.
 
   Args:
@@ -83,13 +102,18 @@ def real_features(data_cfg: Mapping[str, Any], split: str, n: int,
     logging.warning("reference statistics %s do not match their key; recomputing", path)
   source = data_lib.load_source(dict(data_cfg, split=split), seed)
   idx = reference_indices(len(source), n)
-  logging.info("computing %s reference features: %d %s images of %s", extractor.name,
-               len(idx), split, data_cfg.get("name"))
-  images = np.concatenate([source[idx[i:i + 4096]]["image"]
-                           for i in range(0, len(idx), 4096)])
+  logging.info(
+    "computing %s reference features: %d %s images of %s",
+    extractor.name,
+    len(idx),
+    split,
+    data_cfg.get("name"),
+  )
+  images = np.concatenate([source[idx[i : i + 4096]]["image"] for i in range(0, len(idx), 4096)])
   out = extractor(images, log_every=20)
   stats = frechet.gaussian_stats(out["features"], mesh=extractor.mesh)
   out.update(mu=stats.mu, sigma=stats.sigma)
-  cache.save_npz_atomic(path, __fields__=np.asarray(json.dumps(fields, sort_keys=True,
-                                                               default=str)), **out)
+  cache.save_npz_atomic(
+    path, __fields__=np.asarray(json.dumps(fields, sort_keys=True, default=str)), **out
+  )
   return out

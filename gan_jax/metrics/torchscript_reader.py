@@ -29,10 +29,16 @@ import numpy as np
 # torch storage class -> NumPy dtype (little-endian, as torch writes on every platform we
 # support).
 _STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "BFloat16Storage": None, "LongStorage": np.int64, "IntStorage": np.int32,
-    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8,
-    "BoolStorage": np.bool_,
+  "FloatStorage": np.float32,
+  "DoubleStorage": np.float64,
+  "HalfStorage": np.float16,
+  "BFloat16Storage": None,
+  "LongStorage": np.int64,
+  "IntStorage": np.int32,
+  "ShortStorage": np.int16,
+  "CharStorage": np.int8,
+  "ByteStorage": np.uint8,
+  "BoolStorage": np.bool_,
 }
 # Magic number at the start of a legacy torch.save file.
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -41,6 +47,7 @@ _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 class ScriptObject:
   """A TorchScript module or object: its type name (e.g. `__torch__.inceptionv3.Conv2dLayer`)
   and attributes (parameters as NumPy arrays, submodules as ScriptObjects, plain values)."""
+
   type_name = "ScriptObject"
 
   def __init__(self, attrs: Mapping[str, Any] | None = None):
@@ -94,8 +101,9 @@ def _rebuild_tensor(storage: np.ndarray, offset: int, size, stride, *unused) -> 
   if not size:
     return storage[offset].copy()
   itemsize = storage.itemsize
-  view = np.lib.stride_tricks.as_strided(storage[offset:], shape=size,
-                                         strides=tuple(s * itemsize for s in stride))
+  view = np.lib.stride_tricks.as_strided(
+    storage[offset:], shape=size, strides=tuple(s * itemsize for s in stride)
+  )
   return np.array(view)  # contiguous, native byte order, detached from the storage
 
 
@@ -109,21 +117,21 @@ def _ordered_dict(*args):
 
 
 _GLOBALS: dict[tuple[str, str], Callable[..., Any]] = {
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("collections", "OrderedDict"): _ordered_dict,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
-    ("builtins", "slice"): slice,
-    # TorchScript wraps typed lists of attributes (e.g. a conv's padding [0, 1]).
-    ("torch.jit._pickle", "build_intlist"): list,
-    ("torch.jit._pickle", "build_floatlist"): list,
-    ("torch.jit._pickle", "build_boollist"): list,
-    ("torch.jit._pickle", "build_tensorlist"): list,
-    ("torch.jit._pickle", "build_genericlist"): list,
-    ("torch.jit._pickle", "restore_type_tag"): lambda value, type_str: value,
+  ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+  ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+  ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+  ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+  ("collections", "OrderedDict"): _ordered_dict,
+  ("builtins", "set"): set,
+  ("builtins", "frozenset"): frozenset,
+  ("builtins", "slice"): slice,
+  # TorchScript wraps typed lists of attributes (e.g. a conv's padding [0, 1]).
+  ("torch.jit._pickle", "build_intlist"): list,
+  ("torch.jit._pickle", "build_floatlist"): list,
+  ("torch.jit._pickle", "build_boollist"): list,
+  ("torch.jit._pickle", "build_tensorlist"): list,
+  ("torch.jit._pickle", "build_genericlist"): list,
+  ("torch.jit._pickle", "restore_type_tag"): lambda value, type_str: value,
 }
 
 
@@ -145,8 +153,9 @@ class _Unpickler(pickle.Unpickler):
       return _GLOBALS[(module, name)]
     except KeyError:
       raise pickle.UnpicklingError(
-          f"the weight file refers to {module}.{name}, which this reader does not "
-          "support (only tensors, TorchScript modules and plain containers)") from None
+        f"the weight file refers to {module}.{name}, which this reader does not "
+        "support (only tensors, TorchScript modules and plain containers)"
+      ) from None
 
   def persistent_load(self, pid):
     # ("storage", storage_type, key, location, numel[, view_metadata]).
@@ -199,8 +208,7 @@ def _load_legacy(path: str) -> Any:
       (numel,) = struct.unpack("<q", f.read(8))
       data = np.frombuffer(f.read(numel * buffer.itemsize), storage_type.dtype, count=numel)
       if len(buffer) < numel:
-        raise ValueError(f"{path}: storage {key} holds {numel} elements, {len(buffer)} "
-                         "expected")
+        raise ValueError(f"{path}: storage {key} holds {numel} elements, {len(buffer)} expected")
       buffer[:numel] = data
   # Tensors were rebuilt (copied) from still-empty storages; rebuild them again now that the
   # storages are filled.

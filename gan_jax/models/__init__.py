@@ -26,17 +26,27 @@ def dcgan(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> dict[str
   if height != width:
     raise ValueError(f"DCGAN needs square images, got {image_shape}")
   return {
-      "generator": Generator(image_size=height, channels=channels, width=cfg["width"],
-                             norm=cfg["generator_norm"], init_scheme=cfg["init"],
-                             bn_momentum=cfg["bn_momentum"]),
-      "discriminator": Discriminator(width=cfg["width"], norm=cfg["discriminator_norm"],
-                                     init_scheme=cfg["init"], bn_momentum=cfg["bn_momentum"]),
+    "generator": Generator(
+      image_size=height,
+      channels=channels,
+      width=cfg["width"],
+      norm=cfg["generator_norm"],
+      init_scheme=cfg["init"],
+      bn_momentum=cfg["bn_momentum"],
+    ),
+    "discriminator": Discriminator(
+      width=cfg["width"],
+      norm=cfg["discriminator_norm"],
+      init_scheme=cfg["init"],
+      bn_momentum=cfg["bn_momentum"],
+    ),
   }
 
 
 @MODELS.register("began")
-def began_networks(cfg: Mapping[str, Any],
-                   image_shape: tuple[int, int, int]) -> dict[str, nn.Module]:
+def began_networks(
+  cfg: Mapping[str, Any], image_shape: tuple[int, int, int]
+) -> dict[str, nn.Module]:
   """BEGAN's G (the decoder's architecture) and auto-encoder D (Berthelot et al. 2017,
   Sec. 3.5, Fig. 1)."""
   height, image_width, channels = image_shape
@@ -45,11 +55,20 @@ def began_networks(cfg: Mapping[str, Any],
   began_lib.num_scales(height)
   eta = check_choice(cfg["eta"], (1, 2), "model.eta")
   return {
-      "generator": began_lib.Decoder(image_size=height, channels=channels, width=cfg["width"],
-                                     skip=cfg["skip"], init_scheme=cfg["init"]),
-      "discriminator": began_lib.AutoEncoder(width=cfg["width"], hidden_dim=cfg["hidden_dim"],
-                                             eta=eta, skip=cfg["skip"],
-                                             init_scheme=cfg["init"]),
+    "generator": began_lib.Decoder(
+      image_size=height,
+      channels=channels,
+      width=cfg["width"],
+      skip=cfg["skip"],
+      init_scheme=cfg["init"],
+    ),
+    "discriminator": began_lib.AutoEncoder(
+      width=cfg["width"],
+      hidden_dim=cfg["hidden_dim"],
+      eta=eta,
+      skip=cfg["skip"],
+      init_scheme=cfg["init"],
+    ),
   }
 
 

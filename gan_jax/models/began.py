@@ -43,8 +43,10 @@ def num_scales(image_size: int) -> int:
   while size > BASE_SIZE and size % 2 == 0:
     size, scales = size // 2, scales + 1
   if size != BASE_SIZE:
-    raise ConfigError(f"BEGAN needs an image size 8·2^k (8, 16, 32, 64, ...), got {image_size} "
-                      "(config field data.image_size)")
+    raise ConfigError(
+      f"BEGAN needs an image size 8·2^k (8, 16, 32, 64, ...), got {image_size} "
+      "(config field data.image_size)"
+    )
   return scales
 
 
@@ -56,6 +58,7 @@ def upsample(x: jax.Array, factor: int) -> jax.Array:
 class _Layer(nn.Module):
   """A 3x3 conv + ELU layer, with BEGAN's vanishing residual (Sec. 3.5.1,
   in_{x+1} = carry·in_x + (1 - carry)·out_x) when input and output shapes agree."""
+
   features: int
   carry: float
   kernel_init: nn.initializers.Initializer
@@ -64,8 +67,16 @@ class _Layer(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """Maps (B, H, W, C) to (B, H/s, W/s, features)."""
-    out = nn.elu(nn.Conv(self.features, (3, 3), strides=self.strides, padding="SAME",
-                         kernel_init=self.kernel_init, name="conv")(x))
+    out = nn.elu(
+      nn.Conv(
+        self.features,
+        (3, 3),
+        strides=self.strides,
+        padding="SAME",
+        kernel_init=self.kernel_init,
+        name="conv",
+      )(x)
+    )
     # carry is static: with carry 0 (no residual, the paper's plain network) the mix is skipped.
     if self.carry and out.shape == x.shape:
       out = self.carry * x + (1.0 - self.carry) * out
@@ -89,6 +100,7 @@ class Decoder(nn.Module):
     carry: vanishing-residual carry in [0, 1] (0: plain layers).
     init_scheme: initialiser name (`INITIALIZERS`).
   """
+
   image_size: int = 32
   channels: int = 1
   width: int = 64
@@ -109,11 +121,12 @@ class Decoder(nn.Module):
       if i:
         x = upsample(x, 2)
         if self.skip:
-          x = jnp.concatenate([x, upsample(h0, 2 ** i)], axis=-1)
+          x = jnp.concatenate([x, upsample(h0, 2**i)], axis=-1)
       x = layer(self.width, name=f"scale{i}_conv0")(x)
       x = layer(self.width, name=f"scale{i}_conv1")(x)
-    return nn.Conv(self.channels, (3, 3), padding="SAME", kernel_init=kernel_init,
-                   name="to_image")(x)
+    return nn.Conv(self.channels, (3, 3), padding="SAME", kernel_init=kernel_init, name="to_image")(
+      x
+    )
 
 
 class Encoder(nn.Module):
@@ -125,6 +138,7 @@ class Encoder(nn.Module):
     carry: vanishing-residual carry in [0, 1].
     init_scheme: initialiser name.
   """
+
   width: int = 64
   hidden_dim: int = 64
   carry: float = 0.0
@@ -143,8 +157,9 @@ class Encoder(nn.Module):
       if i < scales - 1:
         # Filters grow linearly with each down-sampling (Sec. 3.5).
         x = layer(features + self.width, strides=2, name=f"scale{i}_down")(x)
-    return nn.Dense(self.hidden_dim, kernel_init=kernel_init,
-                    name="embed")(x.reshape(x.shape[0], -1))
+    return nn.Dense(self.hidden_dim, kernel_init=kernel_init, name="embed")(
+      x.reshape(x.shape[0], -1)
+    )
 
 
 class AutoEncoder(nn.Module):
@@ -161,6 +176,7 @@ class AutoEncoder(nn.Module):
     carry: vanishing-residual carry in [0, 1].
     init_scheme: initialiser name.
   """
+
   width: int = 64
   hidden_dim: int = 64
   eta: int = 1
@@ -180,14 +196,25 @@ class AutoEncoder(nn.Module):
       L(v) per sample, (B,).
     """
     del train
-    h = Encoder(width=self.width, hidden_dim=self.hidden_dim, carry=self.carry,
-                init_scheme=self.init_scheme, name="encoder")(x)
+    h = Encoder(
+      width=self.width,
+      hidden_dim=self.hidden_dim,
+      carry=self.carry,
+      init_scheme=self.init_scheme,
+      name="encoder",
+    )(x)
     self.sow("intermediates", "features", h)
-    reconstruction = Decoder(image_size=x.shape[1], channels=x.shape[-1], width=self.width,
-                             skip=self.skip, carry=self.carry, init_scheme=self.init_scheme,
-                             name="decoder")(h)
+    reconstruction = Decoder(
+      image_size=x.shape[1],
+      channels=x.shape[-1],
+      width=self.width,
+      skip=self.skip,
+      carry=self.carry,
+      init_scheme=self.init_scheme,
+      name="decoder",
+    )(h)
     self.sow("intermediates", "reconstruction", reconstruction)
     error = jnp.abs(x - reconstruction)
     if self.eta != 1:
-      error = error ** self.eta
+      error = error**self.eta
     return jnp.mean(error.reshape(x.shape[0], -1), axis=1)

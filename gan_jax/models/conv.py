@@ -50,8 +50,9 @@ def _plain_conv(x: jax.Array, k: jax.Array, strides: Sequence[int]) -> jax.Array
   return jax.lax.conv_general_dilated(x, k, tuple(strides), padding, dimension_numbers=_DIMS)
 
 
-def _transpose(linear_fn: Callable[[jax.Array], jax.Array], shape: Shape,
-               ct: jax.Array) -> jax.Array:
+def _transpose(
+  linear_fn: Callable[[jax.Array], jax.Array], shape: Shape, ct: jax.Array
+) -> jax.Array:
   """The transpose of the linear map `linear_fn` (from arrays of `shape`) applied to `ct`."""
   return jax.linear_transpose(linear_fn, jax.ShapeDtypeStruct(shape, ct.dtype))(ct)[0]
 
@@ -68,16 +69,16 @@ def _conv_fwd(x, k, strides):
 
 def _conv_bwd(strides, res, ct):
   x, k = res
-  return (conv_input_grad(ct, k, x.shape, strides),
-          conv_kernel_grad(x, ct, k.shape, strides))
+  return (conv_input_grad(ct, k, x.shape, strides), conv_kernel_grad(x, ct, k.shape, strides))
 
 
 conv.defvjp(_conv_fwd, _conv_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def conv_input_grad(g: jax.Array, k: jax.Array, x_shape: Shape,
-                    strides: tuple[int, int]) -> jax.Array:
+def conv_input_grad(
+  g: jax.Array, k: jax.Array, x_shape: Shape, strides: tuple[int, int]
+) -> jax.Array:
   """(∂ conv(x, k) / ∂x)ᵀ g: (B, H/s, W/s, O) -> x_shape (B, H, W, I)."""
   return _transpose(lambda x: _plain_conv(x, k, strides), x_shape, g)
 
@@ -95,8 +96,9 @@ conv_input_grad.defvjp(_input_grad_fwd, _input_grad_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def conv_kernel_grad(x: jax.Array, g: jax.Array, k_shape: Shape,
-                     strides: tuple[int, int]) -> jax.Array:
+def conv_kernel_grad(
+  x: jax.Array, g: jax.Array, k_shape: Shape, strides: tuple[int, int]
+) -> jax.Array:
   """(∂ conv(x, k) / ∂k)ᵀ g: x (B, H, W, I), g (B, H/s, W/s, O) -> k_shape (kh, kw, I, O)."""
   return _transpose(lambda k: _plain_conv(x, k, strides), k_shape, g)
 
@@ -113,19 +115,20 @@ def _kernel_grad_bwd(k_shape, strides, res, ct):
 conv_kernel_grad.defvjp(_kernel_grad_fwd, _kernel_grad_bwd)
 
 
-def _on_cpu(fast: Callable[..., jax.Array], plain: Callable[..., jax.Array],
-            *args: jax.Array) -> jax.Array:
+def _on_cpu(
+  fast: Callable[..., jax.Array], plain: Callable[..., jax.Array], *args: jax.Array
+) -> jax.Array:
   return jax.lax.platform_dependent(*args, cpu=fast, default=plain)
 
 
 def strided_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -> jax.Array:
   """`nn.Conv(padding="SAME")`'s convolution; closed-form derivatives on CPU."""
-  return _on_cpu(lambda a, b: conv(a, b, strides),
-                 lambda a, b: _plain_conv(a, b, strides), x, kernel)
+  return _on_cpu(
+    lambda a, b: conv(a, b, strides), lambda a, b: _plain_conv(a, b, strides), x, kernel
+  )
 
 
-def strided_conv_transpose(x: jax.Array, kernel: jax.Array,
-                           strides: tuple[int, int]) -> jax.Array:
+def strided_conv_transpose(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -> jax.Array:
   """`nn.ConvTranspose(padding="SAME", transpose_kernel=False)`'s convolution.
 
   Args:
@@ -152,6 +155,7 @@ def strided_conv_transpose(x: jax.Array, kernel: jax.Array,
 class _Strided(nn.Module):
   """Shared fields of the two layers: parameters `kernel` (kh, kw, I, O) and `bias` (O,), as in
   `nn.Conv` and `nn.ConvTranspose`, so checkpoints and initial weights are the same."""
+
   features: int
   kernel_size: tuple[int, int] = (4, 4)
   strides: tuple[int, int] = (2, 2)
@@ -162,10 +166,14 @@ class _Strided(nn.Module):
   param_dtype: jnp.dtype = jnp.float32
 
   def _apply(self, op, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", self.kernel_init,
-                        (*self.kernel_size, x.shape[-1], self.features), self.param_dtype)
-    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            if self.use_bias else None)
+    kernel = self.param(
+      "kernel", self.kernel_init, (*self.kernel_size, x.shape[-1], self.features), self.param_dtype
+    )
+    bias = (
+      self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+      if self.use_bias
+      else None
+    )
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     y = op(x, kernel, tuple(self.strides))
     return y + bias if bias is not None else y

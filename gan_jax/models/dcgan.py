@@ -35,8 +35,10 @@ def num_resolution_steps(image_size: int) -> tuple[int, int]:
   size, steps = image_size, 0
   while size > 7:
     if size % 2:
-      raise ConfigError(f"image size {image_size} cannot be halved down to at most 7 "
-                        "(config field data.image_size); use e.g. 28, 32 or 64")
+      raise ConfigError(
+        f"image size {image_size} cannot be halved down to at most 7 "
+        "(config field data.image_size); use e.g. 28, 32 or 64"
+      )
     size, steps = size // 2, steps + 1
   if steps < 1:
     raise ConfigError(f"image size {image_size} is too small (config field data.image_size)")
@@ -45,8 +47,13 @@ def num_resolution_steps(image_size: int) -> tuple[int, int]:
 
 def _norm(kind: str, train: bool, momentum: float, scale_init: Callable, name: str):
   if kind == "batch":
-    return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=1e-5,
-                        scale_init=scale_init, name=name)
+    return nn.BatchNorm(
+      use_running_average=not train,
+      momentum=momentum,
+      epsilon=1e-5,
+      scale_init=scale_init,
+      name=name,
+    )
   if kind == "layer":
     return nn.LayerNorm(epsilon=1e-5, name=name)
   return lambda h: h
@@ -63,6 +70,7 @@ class Generator(nn.Module):
     init_scheme: initialiser name, see `INITIALIZERS`.
     bn_momentum: BatchNorm running-average momentum.
   """
+
   image_size: int = 32
   channels: int = 1
   width: int = 64
@@ -78,8 +86,13 @@ class Generator(nn.Module):
     steps, base = num_resolution_steps(self.image_size)
     features = self.width * 2 ** (steps - 1)
     dense = functools.partial(nn.Dense, kernel_init=kernel_init, dtype=self.dtype)
-    convt = functools.partial(StridedConvTranspose, kernel_size=(4, 4), strides=(2, 2),
-                              kernel_init=kernel_init, dtype=self.dtype)
+    convt = functools.partial(
+      StridedConvTranspose,
+      kernel_size=(4, 4),
+      strides=(2, 2),
+      kernel_init=kernel_init,
+      dtype=self.dtype,
+    )
     norm = functools.partial(_norm, self.norm, train, self.bn_momentum, scale_init)
 
     h = dense(base * base * features, use_bias=self.norm == "none", name="project")(z)
@@ -107,6 +120,7 @@ class Discriminator(nn.Module):
     init_scheme: initialiser name, see `INITIALIZERS`.
     bn_momentum: BatchNorm running-average momentum.
   """
+
   width: int = 64
   norm: str = "batch"
   init_scheme: str = "xavier"
@@ -119,8 +133,9 @@ class Discriminator(nn.Module):
     check_choice(self.norm, NORMS, "model.discriminator_norm")
     kernel_init, scale_init = INITIALIZERS.get(self.init_scheme, "model.init")
     steps, _ = num_resolution_steps(x.shape[1])
-    conv = functools.partial(StridedConv, kernel_size=(4, 4), strides=(2, 2),
-                             kernel_init=kernel_init, dtype=self.dtype)
+    conv = functools.partial(
+      StridedConv, kernel_size=(4, 4), strides=(2, 2), kernel_init=kernel_init, dtype=self.dtype
+    )
     norm = functools.partial(_norm, self.norm, train, self.bn_momentum, scale_init)
 
     h = x.astype(self.dtype)

@@ -26,6 +26,7 @@ class Lens(nn.Module):
     init_scheme: initialiser name (Xavier in the paper).
     zero_init_output: start the output convolution at zero, so L starts as the identity.
   """
+
   width: int = 32
   blocks: int = 8
   norm: str = "none"
@@ -36,8 +37,9 @@ class Lens(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     kernel_init, scale_init = INITIALIZERS.get(self.init_scheme, "lens.init")
-    conv = functools.partial(nn.Conv, kernel_size=(3, 3), strides=(1, 1), padding="SAME",
-                             kernel_init=kernel_init)
+    conv = functools.partial(
+      nn.Conv, kernel_size=(3, 3), strides=(1, 1), padding="SAME", kernel_init=kernel_init
+    )
     norm = functools.partial(_norm, self.norm, train, self.bn_momentum, scale_init)
     h = nn.relu(conv(self.width, name="stem")(x))
     for i in range(self.blocks):

@@ -23,8 +23,9 @@ from gan_jax.core.registry import check_choice, field_reader
 from gan_jax.core.terms import BALANCE, Term
 
 
-def adversary_gradient_norm(*, adversary_loss: Callable[..., jax.Array], adversary_params: Any,
-                            terms=None) -> tuple[jax.Array, dict[str, jax.Array]]:
+def adversary_gradient_norm(
+  *, adversary_loss: Callable[..., jax.Array], adversary_params: Any, terms=None
+) -> tuple[jax.Array, dict[str, jax.Array]]:
   """r(θ, φ) = ‖∇_φ L_adv(θ, φ)‖₂² (AdvAs, Eq. 5).
 
   Args:
@@ -47,7 +48,8 @@ def add_advas(builder: SpecBuilder, cfg: Mapping[str, Any], step: int) -> None:
   weight = BALANCE if get("adaptive") else float(get("weight"))
 
   def advas(*, adversary_loss, adversary_params):
-    return adversary_gradient_norm(adversary_loss=adversary_loss,
-                                   adversary_params=adversary_params, terms=terms)
+    return adversary_gradient_norm(
+      adversary_loss=adversary_loss, adversary_params=adversary_params, terms=terms
+    )
 
   builder.add_terms("g", Term("advas", advas, weight=weight))

@@ -58,6 +58,7 @@ class EquilibriumSettings:
     real_metric: the iteration metric holding mean L(x) of D's update.
     fake_metric: the iteration metric holding mean L(G(z_G)) of G's update.
   """
+
   gamma: float = 0.5
   lambda_k: float = 0.001
   k_init: float = 0.0
@@ -76,11 +77,17 @@ class EquilibriumSettings:
     """Reads the fields of the `objective` config section, checking their ranges."""
     get = field_reader(cfg, "objective")
     settings = cls(
-        gamma=float(get("gamma")), lambda_k=float(get("lambda_k")), k_init=float(get("k_init")),
-        lr_schedule=check_choice(get("lr_schedule"), LR_SCHEDULES, "objective.lr_schedule"),
-        lr_factor=float(get("lr_factor")), lr_min_scale=float(get("lr_min_scale")),
-        lr_patience=int(get("lr_patience")), lr_threshold=float(get("lr_threshold")),
-        lr_interval=int(get("lr_interval")), m_global_decay=float(get("m_global_decay")))
+      gamma=float(get("gamma")),
+      lambda_k=float(get("lambda_k")),
+      k_init=float(get("k_init")),
+      lr_schedule=check_choice(get("lr_schedule"), LR_SCHEDULES, "objective.lr_schedule"),
+      lr_factor=float(get("lr_factor")),
+      lr_min_scale=float(get("lr_min_scale")),
+      lr_patience=int(get("lr_patience")),
+      lr_threshold=float(get("lr_threshold")),
+      lr_interval=int(get("lr_interval")),
+      m_global_decay=float(get("m_global_decay")),
+    )
     if not 0.0 < settings.gamma <= 1.0:
       raise ConfigError(f"objective.gamma must be in (0, 1], got {settings.gamma}")
     if not 0.0 <= settings.k_init <= 1.0:
@@ -90,20 +97,31 @@ class EquilibriumSettings:
     if settings.lr_patience < 1 or settings.lr_interval < 1:
       raise ConfigError("objective.lr_patience and objective.lr_interval must be >= 1")
     if not 0.0 <= settings.m_global_decay < 1.0:
-      raise ConfigError(f"objective.m_global_decay must be in [0, 1), got "
-                        f"{settings.m_global_decay}")
+      raise ConfigError(
+        f"objective.m_global_decay must be in [0, 1), got {settings.m_global_decay}"
+      )
     return settings
 
 
 def init_state(settings: EquilibriumSettings) -> dict[str, jax.Array]:
   """The controller's state before the first iteration: k = k_0, full learning rate."""
   f32 = lambda v: jnp.asarray(v, jnp.float32)
-  return {"k": f32(settings.k_init), "lr_scale": f32(1.0), "m_ema": f32(0.0),
-          "ema_weight": f32(0.0), "best": f32(_NO_BEST), "wait": jnp.zeros((), jnp.int32)}
+  return {
+    "k": f32(settings.k_init),
+    "lr_scale": f32(1.0),
+    "m_ema": f32(0.0),
+    "ema_weight": f32(0.0),
+    "best": f32(_NO_BEST),
+    "wait": jnp.zeros((), jnp.int32),
+  }
 
 
-def _lr_update(state: Mapping[str, jax.Array], m_global: jax.Array, step: jax.Array,
-               settings: EquilibriumSettings) -> dict[str, jax.Array]:
+def _lr_update(
+  state: Mapping[str, jax.Array],
+  m_global: jax.Array,
+  step: jax.Array,
+  settings: EquilibriumSettings,
+) -> dict[str, jax.Array]:
   """The learning-rate part of the state after one iteration (BEGAN Sec. 4: "decaying by a
   factor of 2 when the measure of convergence stalls"; the public code: every fixed interval)."""
   s = settings
@@ -122,14 +140,23 @@ def _lr_update(state: Mapping[str, jax.Array], m_global: jax.Array, step: jax.Ar
     wait = jnp.where(stalled, 0, wait)
   elif s.lr_schedule == "interval":
     decays = ((step + 1) // s.lr_interval).astype(jnp.float32)
-    scale = jnp.maximum(s.lr_factor ** decays, s.lr_min_scale)
-  return {"lr_scale": scale.astype(jnp.float32), "m_ema": m_ema, "ema_weight": ema_weight,
-          "best": best.astype(jnp.float32), "wait": wait.astype(jnp.int32)}
+    scale = jnp.maximum(s.lr_factor**decays, s.lr_min_scale)
+  return {
+    "lr_scale": scale.astype(jnp.float32),
+    "m_ema": m_ema,
+    "ema_weight": ema_weight,
+    "best": best.astype(jnp.float32),
+    "wait": wait.astype(jnp.int32),
+  }
 
 
-def update_state(state: Mapping[str, jax.Array], *, metrics: Mapping[str, jax.Array],
-                 step: jax.Array, settings: EquilibriumSettings
-                 ) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+def update_state(
+  state: Mapping[str, jax.Array],
+  *,
+  metrics: Mapping[str, jax.Array],
+  step: jax.Array,
+  settings: EquilibriumSettings,
+) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
   """BEGAN Sec. 3.4: k_{t+1} = clip(k_t + λ_k·(γ·L(x) - L(G(z_G))), 0, 1), and the learning
   rate's schedule; reports k_t, M_global (Sec. 3.4.1), the ratio achieved L(G(z_G)) / L(x)
   (the γ of Sec. 3.3 actually reached) and the learning-rate factor this iteration used.
@@ -150,9 +177,14 @@ def update_state(state: Mapping[str, jax.Array], *, metrics: Mapping[str, jax.Ar
   m_global = convergence_measure(real, fake, settings.gamma)
   new_state = {"k": k.astype(jnp.float32), **_lr_update(state, m_global, step, settings)}
   ratio = jnp.where(real > 0, fake / jnp.where(real > 0, real, 1.0), 0.0)
-  return new_state, {"k": state["k"], "m_global": m_global, "ratio": ratio,
-                     "gamma": jnp.asarray(settings.gamma, jnp.float32), "balance": balance,
-                     "lr_scale": state["lr_scale"]}
+  return new_state, {
+    "k": state["k"],
+    "m_global": m_global,
+    "ratio": ratio,
+    "gamma": jnp.asarray(settings.gamma, jnp.float32),
+    "balance": balance,
+    "lr_scale": state["lr_scale"],
+  }
 
 
 def equilibrium_controller(settings: EquilibriumSettings) -> Controller:
@@ -171,8 +203,7 @@ def lr_scale(aux: Mapping[str, Any]) -> jax.Array:
 
 def _reconstructions(game, state, images):
   """Real images and D's reconstructions of them (the auto-encoder, BEGAN Sec. 3.1)."""
-  out = game.run(game.discriminator, state.params, dict(state.model_state), images,
-                 train=False)
+  out = game.run(game.discriminator, state.params, dict(state.model_state), images, train=False)
   return images, out["reconstruction"]
 
 
@@ -202,13 +233,17 @@ def add_vanishing_residuals(builder: SpecBuilder, cfg: Mapping[str, Any], step: 
   get = field_reader(cfg, "vanishing_residual")
   steps, stages = int(get("steps")), int(get("stages"))
   if steps < 1 or not 1 <= stages <= steps:
-    raise ConfigError(f"vanishing_residual needs steps >= 1 and 1 <= stages <= steps, got "
-                      f"steps={steps}, stages={stages}")
+    raise ConfigError(
+      f"vanishing_residual needs steps >= 1 and 1 <= stages <= steps, got "
+      f"steps={steps}, stages={stages}"
+    )
   carry, next_change = carry_schedule(step, steps, stages)
   names = [n for n, net in builder.networks.items() if hasattr(net.module, "carry")]
   if not names:
-    raise ConfigError(f"model {builder.config.model.name!r} has no vanishing residuals; they "
-                      "need a model with a carry (model.name=began)")
+    raise ConfigError(
+      f"model {builder.config.model.name!r} has no vanishing residuals; they "
+      "need a model with a carry (model.name=began)"
+    )
   for name in names:
     net = builder.networks[name]
     builder.networks[name] = dataclasses.replace(net, module=net.module.clone(carry=carry))

@@ -38,8 +38,11 @@ def _adversarial_term(objective_term):
   def lens_adversarial(*, d_real: jax.Array, d_real_plain: jax.Array):
     value, metrics = objective_term(d_real=d_real)
     # D's outputs on L(x) and on x itself, to watch the lens work against D.
-    return value, {**metrics, "d_lensed": jnp.mean(d_real),
-                   "d_data": jnp.mean(jax.lax.stop_gradient(d_real_plain))}
+    return value, {
+      **metrics,
+      "d_lensed": jnp.mean(d_real),
+      "d_data": jnp.mean(jax.lax.stop_gradient(d_real_plain)),
+    }
 
   return lens_adversarial
 
@@ -61,17 +64,29 @@ def add_lens(builder: SpecBuilder, cfg: Mapping[str, Any], step: int) -> None:
   if builder.objective.lens_adversarial is None:
     raise ConfigError(f"objective {builder.config.objective.name!r} has no lens term")
   height, width, channels = builder.image_shape
-  builder.add_network("lens", Lens(width=get("width"), blocks=get("blocks"), norm=get("norm"),
-                                   init_scheme=get("init"),
-                                   zero_init_output=get("zero_init_output")),
-                      (1, height, width, channels))
+  builder.add_network(
+    "lens",
+    Lens(
+      width=get("width"),
+      blocks=get("blocks"),
+      norm=get("norm"),
+      init_scheme=get("init"),
+      zero_init_output=get("zero_init_output"),
+    ),
+    (1, height, width, channels),
+  )
   lam = lambda t: lens_lambda(t, schedule=schedule, K=K, value=value)
-  builder.controllers.append(Controller(
+  builder.controllers.append(
+    Controller(
       name="lens",
       init=lambda: {"lambda": lam(0)},
       # Reports the λ this iteration used and stores λ(t + 1) for the next one.
-      update=lambda state, *, metrics, step: ({"lambda": lam(step + 1)},
-                                              {"lambda": state["lambda"]})))
+      update=lambda state, *, metrics, step: (
+        {"lambda": lam(step + 1)},
+        {"lambda": state["lambda"]},
+      ),
+    )
+  )
 
   drop_after = int(get("drop_after"))
   if drop_after and step >= drop_after:
@@ -81,10 +96,23 @@ def add_lens(builder: SpecBuilder, cfg: Mapping[str, Any], step: int) -> None:
     builder.schedule_rebuild(drop_after)
   builder.real_view = "lens"
   reduction = get("reconstruction")
-  builder.phases.append(Phase("lens", "lens", (
-      Term("adv", _adversarial_term(builder.objective.lens_adversarial),
-           weight=lambda aux: aux["lens"]["lambda"]),
-      Term("recon", lambda *, x_real, x_real_view: reconstruction_loss(
-          x_real=x_real, x_real_view=x_real_view, reduction=reduction)),
-  )))
+  builder.phases.append(
+    Phase(
+      "lens",
+      "lens",
+      (
+        Term(
+          "adv",
+          _adversarial_term(builder.objective.lens_adversarial),
+          weight=lambda aux: aux["lens"]["lambda"],
+        ),
+        Term(
+          "recon",
+          lambda *, x_real, x_real_view: reconstruction_loss(
+            x_real=x_real, x_real_view=x_real_view, reduction=reduction
+          ),
+        ),
+      ),
+    )
+  )
   builder.summaries.append(Summary(("real", "lensed"), _lens_view))

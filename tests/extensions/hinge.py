@@ -42,6 +42,8 @@ def hinge_lens_loss(*, d_real: jax.Array):
 def hinge(cfg):
   """The hinge objective; it reads no field of the `objective` config section `cfg`."""
   del cfg
-  return Objective(discriminator=(Term("adv", hinge_discriminator_loss),),
-                   generator=(Term("adv", hinge_generator_loss),),
-                   lens_adversarial=hinge_lens_loss)
+  return Objective(
+    discriminator=(Term("adv", hinge_discriminator_loss),),
+    generator=(Term("adv", hinge_generator_loss),),
+    lens_adversarial=hinge_lens_loss,
+  )
