@@ -5,27 +5,42 @@ these functions to the config and register them.
 """
 
 from gan_jax.losses.adversarial import (
-                                        clip_weights,
-                                        gradient_penalty,
-                                        lsgan_discriminator_loss,
-                                        lsgan_generator_loss,
-                                        minimax_discriminator_loss,
-                                        minimax_generator_loss,
-                                        non_saturating_generator_loss,
-                                        wasserstein_critic_loss,
-                                        wasserstein_generator_loss,
+  clip_weights,
+  gradient_penalty,
+  lsgan_discriminator_loss,
+  lsgan_generator_loss,
+  minimax_discriminator_loss,
+  minimax_generator_loss,
+  non_saturating_generator_loss,
+  wasserstein_critic_loss,
+  wasserstein_generator_loss,
 )
 from gan_jax.losses.began import began_discriminator_loss, began_generator_loss, convergence_measure
+from gan_jax.losses.improved import FEATURE_DISTANCES, feature_matching_loss
 from gan_jax.losses.lens import (
-                                        lens_lsgan_loss,
-                                        lens_minimax_loss,
-                                        lens_wasserstein_loss,
-                                        reconstruction_loss,
+  lens_lsgan_loss,
+  lens_minimax_loss,
+  lens_wasserstein_loss,
+  reconstruction_loss,
 )
 
-__all__ = ["began_discriminator_loss", "began_generator_loss", "clip_weights",
-           "convergence_measure", "gradient_penalty", "lens_lsgan_loss", "lens_minimax_loss",
-           "lens_wasserstein_loss", "lsgan_discriminator_loss", "lsgan_generator_loss",
-           "minimax_discriminator_loss", "minimax_generator_loss",
-           "non_saturating_generator_loss", "reconstruction_loss", "wasserstein_critic_loss",
-           "wasserstein_generator_loss"]
+__all__ = [
+  "FEATURE_DISTANCES",
+  "began_discriminator_loss",
+  "began_generator_loss",
+  "clip_weights",
+  "convergence_measure",
+  "feature_matching_loss",
+  "gradient_penalty",
+  "lens_lsgan_loss",
+  "lens_minimax_loss",
+  "lens_wasserstein_loss",
+  "lsgan_discriminator_loss",
+  "lsgan_generator_loss",
+  "minimax_discriminator_loss",
+  "minimax_generator_loss",
+  "non_saturating_generator_loss",
+  "reconstruction_loss",
+  "wasserstein_critic_loss",
+  "wasserstein_generator_loss",
+]
