@@ -23,8 +23,9 @@ config = gan_jax.configs.get("wgan_gp_lens", "smoke")
 assert config.stabilisers == "lens" and config.train.steps == 6
 print("installed:", os.path.dirname(gan_jax.__file__), "configs:", ", ".join(names))
 PY
-"$WORK/venv/bin/gan-jax-train" --helpfull > /dev/null
-"$WORK/venv/bin/gan-jax-evaluate" --helpfull > /dev/null
+# absl's --help exits with 1: check what it prints.
+("$WORK/venv/bin/gan-jax-train" --helpfull || true) | grep -q -- "--config:"
+("$WORK/venv/bin/gan-jax-evaluate" --helpfull || true) | grep -q -- "--workdir:"
 
 # The Python API example of docs/api.md (its first python block), run from this directory.
 "$WORK/venv/bin/python" - "$ROOT/docs/api.md" > example.py <<'PY'

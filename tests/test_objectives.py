@@ -137,4 +137,4 @@ def test_registry_builds_objectives(name, d_terms, g_terms, constrained):
 
 def test_unknown_objective_lists_valid_names():
   with pytest.raises(ConfigError, match="objective.name.*lsgan.*minimax.*non_saturating.*wgan"):
-    objectives.OBJECTIVES.get("hinge", field="objective.name")
+    objectives.OBJECTIVES.get("hing", field="objective.name")

@@ -1,15 +1,21 @@
-"""Behaviour is preserved: each smoke config's state after 5 iterations is bit-identical to the
-fixture recorded before the core was restructured (tests/fixtures/make_smoke_checksums.py).
+"""Behaviour is preserved: each smoke config's state after 5 iterations equals the fixture
+(tests/fixtures/make_smoke_checksums.py), which was recorded from the code before the core was
+restructured (the commit named in the fixture).
 
-Bit-identity holds for one JAX/XLA build; with other versions than the fixture's the numbers
-may differ in the last bits, so the test is skipped there (CI installs the pinned versions of
-.ci/constraints.txt).
+On a host like the recording one (same JAX build, machine and CPU features) every leaf must be
+bit-identical. XLA's CPU code differs in the last bits between CPU generations and builds, so
+elsewhere each leaf's statistics (sum, sum of |x|, four elements) must agree to a relative
+1e-4: a changed random draw, term or order of updates moves them by far more. Each run is a
+process of its own with one CPU device, as the fixture's were: the test process has four fake
+devices, and XLA splits a CPU's threads between them, which changes the last bits.
 """
 
 import json
 import os
+import subprocess
+import sys
 
-import jax
+import numpy as np
 import pytest
 
 from tests.fixtures import make_smoke_checksums as fixture
@@ -17,22 +23,36 @@ from tests.fixtures import make_smoke_checksums as fixture
 PATH = os.path.join(os.path.dirname(__file__), "fixtures", "smoke_checksums.json")
 with open(PATH, encoding="utf-8") as _f:
   RECORD = json.load(_f)
+SAME_HOST = RECORD["host"] == fixture.host()
 
 
 def test_fixture_covers_every_config():
-  from gan_jax import configs  # pylint: disable=g-import-not-at-top
+  from gan_jax import configs
 
   assert set(configs.names()) <= {name for name, _ in fixture.RUNS.values()}
   assert set(RECORD["runs"]) == set(fixture.RUNS)
 
 
-@pytest.mark.skipif(
-  jax.__version__ != RECORD["jax"], reason=f"fixture recorded with jax {RECORD['jax']}"
-)
 @pytest.mark.parametrize("name", sorted(fixture.RUNS))
-def test_final_state_is_bit_identical(name):
-  got = fixture.train_checksums(name)
+def test_final_state_equals_the_fixture(name, tmp_path):
+  out = tmp_path / "checksums.json"
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  subprocess.run(
+    [sys.executable, fixture.__file__, f"--runs={name}", f"--out={out}"],
+    check=True,
+    env={**env, "JAX_PLATFORMS": "cpu"},
+    capture_output=True,
+  )
+  got = json.loads(out.read_text())["runs"][name]
   expected = RECORD["runs"][name]
   assert sorted(got) == sorted(expected)
-  differ = sorted(k for k in expected if got[k] != expected[k])
-  assert not differ, f"{len(differ)} leaves differ, e.g. {differ[:3]}"
+  if SAME_HOST:
+    differ = sorted(k for k in expected if got[k]["sha256"] != expected[k]["sha256"])
+    assert not differ, f"{len(differ)} leaves are not bit-identical, e.g. {differ[:3]}"
+  else:
+    for leaf, want in expected.items():
+      have = got[leaf]
+      for stat in ("sum", "abs_sum", "values"):
+        np.testing.assert_allclose(
+          have[stat], want[stat], rtol=1e-4, atol=1e-6, err_msg=f"{name}: {leaf} {stat}"
+        )

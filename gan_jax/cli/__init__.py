@@ -59,15 +59,22 @@ def cli(
   return main(parse_flags(flag_values, argv))
 
 
-def run_app(main: Callable[[list[str]], Any], flag_values: flags.FlagValues) -> None:
+def run_app(
+  main: Callable[[list[str]], Any], flag_values: flags.FlagValues, doc: str | None = None
+) -> None:
   """`app.run(main)` for a tool whose flags live in `flag_values`.
 
-  They join absl's global flags for this process, as key flags of the main module so that
-  --help lists them next to the program's docstring; absl's own flags (--help, --verbosity,
-  --flagfile, ...) keep working.
+  They join absl's global flags for this process, as flags of the main module so that --help
+  and --helpfull list them after the tool's description `doc` (for a console script, whose
+  own module has no docstring); absl's own flags (--help, --verbosity, --flagfile, ...) keep
+  working.
   """
+  main_module = sys.modules["__main__"]
+  if doc and not main_module.__doc__:
+    main_module.__doc__ = doc
   flags.FLAGS.append_flag_values(flag_values)
   for name in flag_values:
+    flags.FLAGS.register_flag_by_module(sys.argv[0], flag_values[name])
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag_values[name])
   # The tool reads `flag_values`, whose flags are the very objects absl parses into.
   flag_values.mark_as_parsed()

@@ -338,7 +338,7 @@ def cli(argv: Sequence[str]) -> None:
 
 def run() -> None:
   """The console entry point (gan-jax-evaluate)."""
-  cli_lib.run_app(main, FLAGS)
+  cli_lib.run_app(main, FLAGS, __doc__)
 
 
 if __name__ == "__main__":

@@ -262,4 +262,4 @@ def cli(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
-  cli_lib.run_app(main, FLAGS)
+  cli_lib.run_app(main, FLAGS, __doc__)

@@ -348,4 +348,4 @@ def cli(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  cli_lib.run_app(main, FLAGS)
+  cli_lib.run_app(main, FLAGS, __doc__)
