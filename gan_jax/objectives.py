@@ -96,9 +96,14 @@ def _non_saturating(cfg: Mapping[str, Any]) -> Objective:
 
 @OBJECTIVES.register("lsgan")
 def _lsgan(cfg: Mapping[str, Any]) -> Objective:
-  del cfg
+  # objective.real_label = α < 1 is one-sided label smoothing of D's real target b (Salimans
+  # et al. 2016, Sec. 3.4); the fake target a = 0 and G's target c = 1 stay. The default of a
+  # config without the field is the plain LSGAN.
+  real_target = cfg.get("real_label", 1.0)
   return Objective(
-    discriminator=(Term("adv", lsgan_discriminator_loss),),
+    discriminator=(
+      Term("adv", functools.partial(lsgan_discriminator_loss, real_target=real_target)),
+    ),
     generator=(Term("adv", lsgan_generator_loss),),
     lens_adversarial=lens_lsgan_loss,
   )

@@ -28,7 +28,7 @@ def _config(objective="non_saturating", stabilisers=()):
   config.objective.name = objective
   config.stabilisers = ",".join(stabilisers)
   config.r1 = ml_collections.ConfigDict({"gamma": GAMMA})
-  config.feature_matching = ml_collections.ConfigDict({"weight": FM_WEIGHT})
+  config.my_feature_matching = ml_collections.ConfigDict({"weight": FM_WEIGHT})
   return config
 
 
@@ -84,23 +84,23 @@ def test_feature_matching_matches_numpy():
 
 
 def test_smoke_run_with_all_plugins():
-  config = _config("hinge", ("r1", "feature_matching"))
+  config = _config("hinge", ("r1", "my_feature_matching"))
   spec = _spec(config)
   assert spec.phases[0].terms[0].fn is hinge.hinge_discriminator_loss
   state = train.init_state(spec, seed=0)
   state, metrics = iterate(spec, state, 3)
   metrics = jax.device_get(metrics)
   assert int(state.step) == 3
-  for name in ("d/adv", "d/r1", "d/r1/grad_norm", "g/adv", "g/feature_matching"):
+  for name in ("d/adv", "d/r1", "d/r1/grad_norm", "g/adv", "g/my_feature_matching"):
     assert name in metrics, f"{name} missing from {sorted(metrics)}"
   assert all(np.isfinite(v) for v in metrics.values()), metrics
-  assert metrics["d/r1"] > 0 and metrics["g/feature_matching"] > 0
+  assert metrics["d/r1"] > 0 and metrics["g/my_feature_matching"] > 0
   # Each phase's loss is its terms weighted as configured (n_critic = 1: no averaging).
   np.testing.assert_allclose(
     metrics["d/loss"], metrics["d/adv"] + GAMMA / 2 * metrics["d/r1"], rtol=1e-5
   )
   np.testing.assert_allclose(
-    metrics["g/loss"], metrics["g/adv"] + FM_WEIGHT * metrics["g/feature_matching"], rtol=1e-5
+    metrics["g/loss"], metrics["g/adv"] + FM_WEIGHT * metrics["g/my_feature_matching"], rtol=1e-5
   )
 
 
@@ -128,4 +128,4 @@ def test_feature_matching_reuses_the_discriminator_passes():
   # generated batch. Feature matching adds only D on the real batch to G's phase; features
   # computed by passes of their own would add a second pass on G(z) as well.
   assert _discriminator_passes(_spec(_config())) == 3
-  assert _discriminator_passes(_spec(_config(stabilisers=("feature_matching",)))) == 4
+  assert _discriminator_passes(_spec(_config(stabilisers=("my_feature_matching",)))) == 4

@@ -24,13 +24,21 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.z_dim = 100  # Noise dimension.
   config.model.z_dist = "normal"  # normal N(0, I) or uniform U[-1, 1].
   config.model.init = "normal"  # normal N(0, 0.02) (DCGAN) or xavier (Tempered GAN).
-  config.model.generator_norm = "batch"  # batch, layer or none.
-  config.model.discriminator_norm = "batch"  # batch (DCGAN), layer or none (WGAN-GP critic).
+  config.model.generator_norm = "batch"  # batch, layer, none or virtual_batch.
+  # batch (DCGAN), layer, none (WGAN-GP critic) or virtual_batch.
+  config.model.discriminator_norm = "batch"
   config.model.bn_momentum = 0.9  # BatchNorm running-average momentum (PyTorch's 0.1).
+  # Salimans et al. 2016 (docs/improved.md). Minibatch discrimination before D's score layer:
+  config.model.minibatch_kernels = 0  # B: kernels (0 = off; the released code uses 100).
+  config.model.minibatch_kernel_dim = 5  # C: dimension of each kernel.
+  config.model.minibatch_exclude_self = True  # Leave j = i out of o(x_i) (released code).
+  # Virtual batch norm (generator_norm / discriminator_norm = virtual_batch):
+  config.model.vbn_reference_size = 0  # R: reference batch size (0 = train.batch_size).
 
   config.objective = ml_collections.ConfigDict()
   config.objective.name = "non_saturating"  # minimax, non_saturating, lsgan, wgan, wgan_gp.
-  config.objective.real_label = 1.0  # Real target α; < 1 is one-sided label smoothing.
+  # D's real target α (minimax, non_saturating, lsgan); < 1 is one-sided label smoothing.
+  config.objective.real_label = 1.0
   config.objective.gp_weight = 10.0  # λ_gp of WGAN-GP.
   config.objective.clip = 0.01  # Weight-clipping bound c of WGAN.
 
@@ -39,10 +47,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.optim.discriminator = optimizer("adam", 2e-4, b1=0.5)  # D's optimiser.
   config.optim.lens = optimizer("adam", 1e-4, b1=0.5)  # The lens' optimiser (Tempered GAN).
 
-  # Stabilisers switched on, comma-separated, applied in order: lens, advas.
+  # Stabilisers switched on, comma-separated, applied in order: lens, advas,
+  # feature_matching, historical_averaging.
   config.stabilisers = ""
   config.lens = presets.lens_config()
   config.advas = presets.advas_config()
+  config.feature_matching = presets.feature_matching_config()
+  config.historical_averaging = presets.historical_averaging_config()
 
   config.train = ml_collections.ConfigDict()
   config.train.steps = 5000  # Training iterations (each: n_critic D updates, one G update).

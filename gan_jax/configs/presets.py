@@ -98,6 +98,28 @@ def advas_config() -> ml_collections.ConfigDict:
   return cfg
 
 
+def feature_matching_config() -> ml_collections.ConfigDict:
+  """The `feature_matching` section (Salimans et al. 2016, Sec. 3.1; on when
+  "feature_matching" is in config.stabilisers)."""
+  cfg = ml_collections.ConfigDict()
+  cfg.weight = 1.0  # w: the term's weight in G's loss.
+  # ‖m‖₂² (paper), mean_squared (released code, MNIST) or mean_abs (released code, CIFAR-10).
+  cfg.distance = "squared_l2"
+  cfg.layer = "features"  # D's sown layer f: features (last hidden) or block0, block1, ...
+  cfg.replace_adversarial = True  # G minimises feature matching only (paper), or adds it.
+  return cfg
+
+
+def historical_averaging_config() -> ml_collections.ConfigDict:
+  """The `historical_averaging` section (Salimans et al. 2016, Sec. 3.3; on when
+  "historical_averaging" is in config.stabilisers)."""
+  cfg = ml_collections.ConfigDict()
+  cfg.networks = "generator,discriminator"  # Players whose cost gains the term.
+  cfg.generator_weight = 1e-3  # w for G: weight of ‖θ − mean of past θ‖₂².
+  cfg.discriminator_weight = 1e-3  # w for D.
+  return cfg
+
+
 def eval_config() -> ml_collections.ConfigDict:
   """The `eval` section: metrics computed during training (gan_jax.evaluation) and by
   `python -m gan_jax.cli.evaluate`."""

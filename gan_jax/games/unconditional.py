@@ -42,15 +42,18 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from gan_jax.builder import GAMES, SpecBuilder
 from gan_jax.core import parallel
 from gan_jax.core.phases import Network, Phase
-from gan_jax.core.random import NOISE_DISTRIBUTIONS, sample_noise
+from gan_jax.core.random import NOISE_DISTRIBUTIONS, named_key, sample_noise
 from gan_jax.core.registry import ConfigError, check_choice, read_section
 from gan_jax.core.terms import Context, Term, evaluate_terms
 from gan_jax.games.base import GENERATED, forward, init_networks
+from gan_jax.images import images_to_float
 from gan_jax.models import MODELS
+from gan_jax.models.layers import VBN_REFERENCE
 from gan_jax.objectives import OBJECTIVES
 
 PyTree = Any
@@ -111,9 +114,38 @@ class UnconditionalGame:
   def init_variables(
     self, key: jax.Array, batch: Mapping[str, jax.Array] | None = None
   ) -> dict[str, dict[str, PyTree]]:
-    """Every network initialised on zeros of its example input (`batch` is not needed)."""
-    del batch
-    return init_networks(self.networks, key)
+    """Every network initialised on zeros of its example input.
+
+    A network with virtual batch normalisation (Salimans et al. 2016, Sec. 3.5) gets its
+    reference batch here, chosen once and kept in its model_state (collection
+    `vbn_reference`, checkpointed, so a resumed run continues with the same one): G's is
+    noise from a key named after it, D's the first R images of `batch`, a real batch.
+
+    Args:
+      key: the initialisation key.
+      batch: a real batch {"image": (N, H, W, C)} (uint8 or float in [-1, 1]), N >= R; needed
+        only when D uses virtual batch normalisation.
+
+    Raises:
+      ConfigError: D needs a reference batch and `batch` is None or has fewer than R images.
+    """
+    variables = init_networks(self.networks, key)
+    for name, net_vars in variables.items():
+      if VBN_REFERENCE not in net_vars:
+        continue
+      shape = net_vars[VBN_REFERENCE]["input"].shape
+      if name == self.generator:
+        reference = sample_noise(named_key(key, f"{VBN_REFERENCE}/{name}"), shape, self.z_dist)
+      else:
+        if batch is None or batch["image"].shape[0] < shape[0]:
+          got = "no batch" if batch is None else f"{batch['image'].shape[0]} images"
+          raise ConfigError(
+            f"virtual batch norm in {name!r} needs a real batch of >= {shape[0]} images "
+            f"(model.vbn_reference_size) at initialisation; got {got}"
+          )
+        reference = images_to_float(jnp.asarray(batch["image"][: shape[0]]))
+      net_vars[VBN_REFERENCE] = {"input": reference.astype(net_vars[VBN_REFERENCE]["input"].dtype)}
+    return variables
 
   def run(
     self,
@@ -253,6 +285,9 @@ def setup(builder: SpecBuilder) -> Callable[[SpecBuilder], UnconditionalGame]:
   model_cfg = read_section(config, "model")
   objective_cfg = read_section(config, "objective")
   check_choice(model_cfg["z_dist"], NOISE_DISTRIBUTIONS, "model.z_dist")
+  if model_cfg.get("vbn_reference_size", None) == 0:
+    # Virtual batch norm's reference batch defaults to the training batch's size.
+    model_cfg["vbn_reference_size"] = train["batch_size"]
   modules = MODELS.get(model_cfg["name"], "model.name")(model_cfg, builder.image_shape)
   objective = OBJECTIVES.get(objective_cfg["name"], "objective.name")(objective_cfg)
   builder.objective = objective

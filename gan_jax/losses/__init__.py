@@ -16,7 +16,11 @@ from gan_jax.losses.adversarial import (
   wasserstein_generator_loss,
 )
 from gan_jax.losses.began import began_discriminator_loss, began_generator_loss, convergence_measure
-from gan_jax.losses.improved import FEATURE_DISTANCES, feature_matching_loss
+from gan_jax.losses.improved import (
+  FEATURE_DISTANCES,
+  feature_matching_loss,
+  historical_averaging_penalty,
+)
 from gan_jax.losses.lens import (
   lens_lsgan_loss,
   lens_minimax_loss,
@@ -32,6 +36,7 @@ __all__ = [
   "convergence_measure",
   "feature_matching_loss",
   "gradient_penalty",
+  "historical_averaging_penalty",
   "lens_lsgan_loss",
   "lens_minimax_loss",
   "lens_wasserstein_loss",

@@ -55,6 +55,10 @@ def lsgan_discriminator_loss(
 ) -> tuple[jax.Array, Metrics]:
   """LSGAN discriminator loss (Mao et al. 2017, Eq. 2, a=0, b=1): (d(x) - b)² + (d(G(z)) - a)².
 
+  With `real_target` = α < 1 this is one-sided label smoothing (Salimans et al. 2016,
+  Sec. 3.4): the real target b becomes α, the fake target a stays (config:
+  objective.real_label).
+
   Scale: without Eq. 2's ½ factor, as Tempered GAN writes it (Sec. A.1); this doubles the
   gradient of the paper's form, which Adam's normalisation makes immaterial.
   """

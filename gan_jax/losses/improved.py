@@ -6,6 +6,8 @@ default are named quantities of the game, the others hyperparameters bound from 
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -44,3 +46,21 @@ def feature_matching_loss(
   else:
     raise ValueError(f"unknown feature distance {distance!r}; valid: {FEATURE_DISTANCES}")
   return loss, {"gap": jnp.mean(jnp.abs(diff))}
+
+
+def historical_averaging_penalty(*, params: Any, average: Any) -> tuple[jax.Array, Metrics]:
+  """Historical averaging (Salimans et al. 2016, Sec. 3.3): ‖θ − (1/t) Σ_{i≤t} θ[i]‖₂².
+
+  The average is a constant here (it is controller state, `gan_jax.stabilisers.improved`), so
+  the gradient is 2(θ − average).
+
+  Args:
+    params: the player's parameters θ (a pytree).
+    average: the historical average of θ (a pytree of the same structure).
+
+  Returns:
+    (the squared distance summed over every parameter, {"distance": its square root}).
+  """
+  diffs = jax.tree.map(lambda p, a: p - jax.lax.stop_gradient(a), params, average)
+  squared = sum(jnp.sum(jnp.square(d)) for d in jax.tree.leaves(diffs))
+  return squared, {"distance": jnp.sqrt(squared)}

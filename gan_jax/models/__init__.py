@@ -13,6 +13,7 @@ from flax import linen as nn
 
 from gan_jax.core.registry import ConfigError, Registry, check_choice
 from gan_jax.models import began as began_lib
+from gan_jax.models import dcgan as dcgan_lib
 from gan_jax.models.dcgan import Discriminator, Generator
 from gan_jax.models.initializers import INITIALIZERS
 
@@ -21,24 +22,50 @@ MODELS = Registry("model")
 
 @MODELS.register("dcgan")
 def dcgan(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> dict[str, nn.Module]:
-  """DCGAN G and D (Tempered GAN Fig. 3); `discriminator_norm="none"` gives the WGAN-GP critic."""
+  """DCGAN G and D (Tempered GAN Fig. 3); `discriminator_norm="none"` gives the WGAN-GP critic.
+
+  Optional: minibatch discrimination in D (`minibatch_kernels` > 0) and virtual batch
+  normalisation (`generator_norm` / `discriminator_norm` = "virtual_batch", reference batch of
+  `vbn_reference_size` examples), Salimans et al. 2016, Sec. 3.2 and 3.5.
+  """
   height, width, channels = image_shape
   if height != width:
     raise ValueError(f"DCGAN needs square images, got {image_shape}")
+  g_norm = check_choice(cfg["generator_norm"], dcgan_lib.NORMS, "model.generator_norm")
+  d_norm = check_choice(cfg["discriminator_norm"], dcgan_lib.NORMS, "model.discriminator_norm")
+  # The fields of Salimans et al. 2016's layers are read with defaults (off), so configs
+  # written before them (e.g. a run's config.json) build the same networks.
+  reference_size = int(cfg.get("vbn_reference_size", 0))
+  if "virtual_batch" in (g_norm, d_norm) and reference_size < 1:
+    raise ConfigError(
+      f"model.vbn_reference_size must be >= 1 with virtual batch norm, got {reference_size}"
+    )
+  kernels = int(cfg.get("minibatch_kernels", 0))
+  kernel_dim = int(cfg.get("minibatch_kernel_dim", 5))
+  if kernels < 0 or (kernels and kernel_dim < 1):
+    raise ConfigError(
+      f"model.minibatch_kernels ({kernels}) must be >= 0 and model.minibatch_kernel_dim "
+      f"({kernel_dim}) >= 1"
+    )
   return {
     "generator": Generator(
       image_size=height,
       channels=channels,
       width=cfg["width"],
-      norm=cfg["generator_norm"],
+      norm=g_norm,
       init_scheme=cfg["init"],
       bn_momentum=cfg["bn_momentum"],
+      vbn_reference_size=reference_size,
     ),
     "discriminator": Discriminator(
       width=cfg["width"],
-      norm=cfg["discriminator_norm"],
+      norm=d_norm,
       init_scheme=cfg["init"],
       bn_momentum=cfg["bn_momentum"],
+      minibatch_kernels=kernels,
+      minibatch_kernel_dim=kernel_dim,
+      minibatch_exclude_self=bool(cfg.get("minibatch_exclude_self", True)),
+      vbn_reference_size=reference_size,
     ),
   }
 

@@ -26,8 +26,10 @@ from flax import linen as nn
 from gan_jax.core.registry import ConfigError, check_choice
 from gan_jax.models.conv import StridedConv, StridedConvTranspose
 from gan_jax.models.initializers import INITIALIZERS
+from gan_jax.models.layers import MinibatchDiscrimination, VirtualBatchNorm, reference_input
 
-NORMS = ("batch", "layer", "none")
+# virtual_batch: Salimans et al. 2016's virtual batch normalisation (`gan_jax.models.layers`).
+NORMS = ("batch", "layer", "none", "virtual_batch")
 
 
 def num_resolution_steps(image_size: int) -> tuple[int, int]:
@@ -45,7 +47,16 @@ def num_resolution_steps(image_size: int) -> tuple[int, int]:
   return steps, size
 
 
-def _norm(kind: str, train: bool, momentum: float, scale_init: Callable, name: str):
+def _norm(
+  kind: str,
+  train: bool,
+  momentum: float,
+  scale_init: Callable,
+  name: str,
+  reference_size: int = 0,
+):
+  if kind == "virtual_batch":
+    return VirtualBatchNorm(reference_size, epsilon=1e-5, scale_init=scale_init, name=name)
   if kind == "batch":
     return nn.BatchNorm(
       use_running_average=not train,
@@ -66,9 +77,11 @@ class Generator(nn.Module):
     image_size: output height and width (28, 32, 64, ...).
     channels: output channels (1 or 3).
     width: the paper's C; the first feature map has C * 2**(steps - 1) channels.
-    norm: "batch" (DCGAN), "layer" or "none".
+    norm: "batch" (DCGAN), "layer", "none" or "virtual_batch" (Salimans et al. 2016,
+      Sec. 3.5: the reference batch is a fixed noise batch, the collection `vbn_reference`).
     init_scheme: initialiser name, see `INITIALIZERS`.
     bn_momentum: BatchNorm running-average momentum.
+    vbn_reference_size: R, the reference batch's size (norm="virtual_batch" only).
   """
 
   image_size: int = 32
@@ -77,11 +90,13 @@ class Generator(nn.Module):
   norm: str = "batch"
   init_scheme: str = "xavier"
   bn_momentum: float = 0.9
+  vbn_reference_size: int = 0
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
     """Maps noise `z` of shape (B, Z) to images (B, H, W, channels) in [-1, 1]."""
+    check_choice(self.norm, NORMS, "model.generator_norm")
     kernel_init, scale_init = INITIALIZERS.get(self.init_scheme, "model.init")
     steps, base = num_resolution_steps(self.image_size)
     features = self.width * 2 ** (steps - 1)
@@ -93,7 +108,15 @@ class Generator(nn.Module):
       kernel_init=kernel_init,
       dtype=self.dtype,
     )
-    norm = functools.partial(_norm, self.norm, train, self.bn_momentum, scale_init)
+    norm = functools.partial(
+      _norm, self.norm, train, self.bn_momentum, scale_init, reference_size=self.vbn_reference_size
+    )
+    batch = z.shape[0]
+    reference = self.norm == "virtual_batch"
+    if reference:
+      # VBN: the fixed reference noise is forwarded with z (in front of it) at every pass, so
+      # its statistics are those of the current parameters; its rows are dropped at the end.
+      z = jnp.concatenate([reference_input(self, z, self.vbn_reference_size), z], axis=0)
 
     h = dense(base * base * features, use_bias=self.norm == "none", name="project")(z)
     h = h.reshape(z.shape[0], base, base, features)
@@ -103,6 +126,8 @@ class Generator(nn.Module):
       h = convt(features, use_bias=self.norm == "none", name=f"up{i}")(h)
       h = nn.relu(norm(f"up{i}_norm")(h))
     h = convt(self.channels, name="to_image")(h)
+    if reference:
+      h = h[-batch:]
     return jnp.tanh(h.astype(jnp.float32))
 
 
@@ -110,21 +135,34 @@ class Discriminator(nn.Module):
   """DCGAN discriminator D (norm="batch") or WGAN-GP critic (norm="none" or "layer").
 
   Returns one raw score per image: a logit for the minimax/non-saturating/LSGAN objectives, an
-  unbounded critic value for WGAN. The last hidden feature map is recorded with
-  `self.sow("intermediates", "features", ...)` for feature matching.
+  unbounded critic value for WGAN. For feature matching the last hidden features (flattened,
+  (B, F)) are sown as `self.sow("intermediates", "features", ...)` and each block's output
+  (B, h, w, c) as "block0", "block1", ...; with minibatch discrimination o(x) (B, kernels) is
+  sown as "minibatch_features".
 
   Attributes:
     width: the paper's C; layers have C, 2C, 4C, ... channels.
-    norm: "batch" (DCGAN; not applied to the first layer), "layer" or "none" (WGAN-GP: the
-      gradient penalty is per sample, which batch statistics would couple).
+    norm: "batch" (DCGAN; not applied to the first layer), "layer", "none" (WGAN-GP: the
+      gradient penalty is per sample, which batch statistics would couple) or "virtual_batch"
+      (Salimans et al. 2016, Sec. 3.5; the reference batch is real data, the collection
+      `vbn_reference`).
     init_scheme: initialiser name, see `INITIALIZERS`.
     bn_momentum: BatchNorm running-average momentum.
+    minibatch_kernels: B of minibatch discrimination (Salimans et al. 2016, Sec. 3.2) before
+      the score layer; 0 = none.
+    minibatch_kernel_dim: C of minibatch discrimination.
+    minibatch_exclude_self: leave out j = i from minibatch discrimination's sum.
+    vbn_reference_size: R, the reference batch's size (norm="virtual_batch" only).
   """
 
   width: int = 64
   norm: str = "batch"
   init_scheme: str = "xavier"
   bn_momentum: float = 0.9
+  minibatch_kernels: int = 0
+  minibatch_kernel_dim: int = 5
+  minibatch_exclude_self: bool = True
+  vbn_reference_size: int = 0
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -136,7 +174,14 @@ class Discriminator(nn.Module):
     conv = functools.partial(
       StridedConv, kernel_size=(4, 4), strides=(2, 2), kernel_init=kernel_init, dtype=self.dtype
     )
-    norm = functools.partial(_norm, self.norm, train, self.bn_momentum, scale_init)
+    norm = functools.partial(
+      _norm, self.norm, train, self.bn_momentum, scale_init, reference_size=self.vbn_reference_size
+    )
+    batch = x.shape[0]
+    reference = self.norm == "virtual_batch"
+    if reference:
+      # VBN: the fixed reference images go through D with x (in front of it) at every pass.
+      x = jnp.concatenate([reference_input(self, x, self.vbn_reference_size), x], axis=0)
 
     h = x.astype(self.dtype)
     features = self.width
@@ -146,8 +191,20 @@ class Discriminator(nn.Module):
       if use_norm:
         h = norm(f"down{i}_norm")(h)
       h = nn.leaky_relu(h, 0.2)
+      self.sow("intermediates", f"block{i}", h[-batch:] if reference else h)
       features *= 2
+    if reference:
+      h = h[-batch:]
     h = h.reshape(h.shape[0], -1)
     self.sow("intermediates", "features", h)
+    if self.minibatch_kernels:
+      num_features = h.shape[1]
+      h = MinibatchDiscrimination(
+        self.minibatch_kernels,
+        self.minibatch_kernel_dim,
+        exclude_self=self.minibatch_exclude_self,
+        name="minibatch",
+      )(h)
+      self.sow("intermediates", "minibatch_features", h[:, num_features:])
     out = nn.Dense(1, kernel_init=kernel_init, dtype=self.dtype, name="score")(h)
     return out[:, 0].astype(jnp.float32)
