@@ -17,6 +17,21 @@ decay to 0 over the last 400) and SVHN (900 epochs, decay over the last 300); 10
 on a second unlabelled batch (mean squared difference for MNIST, mean absolute difference
 for CIFAR-10 and SVHN); test error with a running average of D's parameters (rate 1e-4);
 data-dependent weight-norm initialisation on 500 training images.
+
+Differences from the released code:
+- Images are in [-1, 1] as everywhere in the library; the MNIST nets map them to the released
+  code's [0, 1] inside (D's input, G's sigmoid output), so the networks compute the same.
+- The data-dependent init uses the first 500 training images in index order (the released
+  code: the first 500 of a random permutation for MNIST, of the repeated labelled set for
+  CIFAR-10/SVHN), and D's init pass runs without noise or dropout (there: with them).
+- The EMA of D starts at the initial parameters (there: at zero, so its first ~10^4 steps are
+  shrunk towards 0); eval.classifier_params=current evaluates the current parameters instead.
+- The CIFAR-10/SVHN learning rate decays per step instead of per epoch.
+- The labelled subset and all orders are drawn with numpy's default_rng from config.seed (the
+  released code: RandomState(seed_data) for the subset); the selection rule is the same.
+- G's batch-norm running variance is the biased one (only inference-mode sample grids use
+  it; they sample G in inference mode, the released code in training mode).
+- Noise z, Gaussian noise and dropout are JAX draws, one key per pass.
 """
 
 import ml_collections
