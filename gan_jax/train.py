@@ -219,7 +219,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       writer.write_images(step, {f"samples/{k}": v for k, v in grids.items()})
 
   def evaluate(step):
-    if evaluator.needs == "predict":
+    if getattr(evaluator, "needs", "samples") == "predict":
       # A classifier's evaluation (test error) gets images -> logits functions.
       fns = sampling.make_predict_fns(
         spec, state, predictor, batch_size=config.eval.get("batch_size", 500)
