@@ -60,6 +60,8 @@ class SpecBuilder:
     summaries: image panels for the sample grids.
     rebuild_at: the next step at which the spec changes (the loop rebuilds and recompiles
       then), or None.
+    init_examples: real examples in the batch handed to `Game.init_variables` (None: the
+      batch size); the semi-supervised game's data-dependent initialisation uses 500.
   """
 
   config: Any
@@ -74,6 +76,7 @@ class SpecBuilder:
   ema_networks: tuple[str, ...] = ()
   summaries: list[Summary] = dataclasses.field(default_factory=list)
   rebuild_at: int | None = None
+  init_examples: int | None = None
 
   def add_network(self, name: str, module: nn.Module, example_shape: tuple[int, ...]) -> None:
     """Adds a network; its optimiser comes from the config section optim.<name>.

@@ -16,9 +16,31 @@ from gan_jax.core.registry import Registry
 OPTIMIZERS = Registry("optimizer")
 
 
+def learning_rate(cfg: Mapping[str, Any]) -> float | optax.Schedule:
+  """The section's learning rate: a constant, or with `lr_decay_start` > 0 a schedule that is
+  constant up to update `lr_decay_start` and falls linearly to 0 at update `lr_decay_end`
+  (the released code of Salimans et al. 2016 for CIFAR-10 and SVHN, there per epoch:
+  lr · min(3 - epoch / E, 1) over 3E epochs). Sections without the fields are constant."""
+  start = cfg.get("lr_decay_start", 0)
+  if not start:
+    return cfg["learning_rate"]
+  end = cfg.get("lr_decay_end", 0)
+  if end <= start:
+    raise ValueError(f"lr_decay_end={end} must exceed lr_decay_start={start}")
+  return optax.linear_schedule(cfg["learning_rate"], 0.0, end - start, start)
+
+
 @OPTIMIZERS.register("adam")
 def _adam(cfg: Mapping[str, Any]) -> optax.GradientTransformation:
-  return optax.adam(learning_rate=cfg["learning_rate"], b1=cfg["b1"], b2=cfg["b2"], eps=cfg["eps"])
+  # eps_root (ε inside the square root) is the released Theano code's Adam of Salimans et al.
+  # (2016); sections without it keep optax's default 0.
+  return optax.adam(
+    learning_rate=learning_rate(cfg),
+    b1=cfg["b1"],
+    b2=cfg["b2"],
+    eps=cfg["eps"],
+    eps_root=cfg.get("eps_root", 0.0),
+  )
 
 
 @OPTIMIZERS.register("rmsprop")

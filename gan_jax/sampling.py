@@ -4,6 +4,8 @@ evaluators. Nothing here knows which game it samples from: `spec.game.sample` do
   sample = make_sampler(spec)                     # jitted (state, inputs) -> {panel: images}
   inputs = fixed_inputs(spec, seed, n, GRID)      # the same for every step
   sample_fn = make_sample_fn(spec, state, seed)   # n -> generated images (n, H, W, C)
+  predictor = make_predictor(spec)                # jitted (params, model_state, images) -> logits
+  fns = make_predict_fns(spec, state, predictor)  # {"current"[, "ema"]: images -> logits}
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from gan_jax.core import parallel
 from gan_jax.core.train_state import TrainState
 from gan_jax.games.base import GENERATED
+from gan_jax.images import images_to_float
 
 # Purposes of the fixed sampling inputs: each draws from its own stream of the run's seed, so
 # the grids' and the evaluations' inputs are independent and the same at every step.
@@ -81,3 +84,52 @@ def make_sample_fn(
     return np.concatenate(out).astype(np.float32)
 
   return sample_fn
+
+
+def make_predictor(spec) -> Callable:
+  """Returns jitted `predict(params, model_state, images) -> logits (N, K)` of a game with a
+  classifier (`Game.predict`, inference mode); images uint8 or float in [-1, 1]."""
+  if not hasattr(spec.game, "predict"):
+    raise ValueError(f"game {type(spec.game).__name__} has no classifier (no `predict`)")
+
+  @jax.jit
+  def predict(params, model_state, images):
+    return spec.game.predict(params, model_state, images_to_float(images))
+
+  return predict
+
+
+def make_predict_fns(
+  spec, state: TrainState, predictor: Callable | None = None, batch_size: int = 500
+) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+  """Classification functions for evaluators: {"current": the state's parameters, and "ema":
+  with the EMA of the networks that keep one (when any does)}, each mapping images
+  (n, H, W, C) (uint8, or float in [-1, 1]) to logits (n, K) float32, in batches of
+  `batch_size` rounded to the device count.
+
+  Args:
+    spec: the RunSpec (its game has `predict`).
+    state: the TrainState.
+    predictor: `make_predictor(spec)`, to reuse its compilation across evaluations.
+    batch_size: images per call.
+  """
+  predictor = predictor or make_predictor(spec)
+  n_dev = spec.mesh.size
+  batch_size = max(n_dev, batch_size // n_dev * n_dev)
+
+  def make(params):
+    def predict_fn(images: np.ndarray) -> np.ndarray:
+      images = np.asarray(images)
+      out = []
+      for lo in range(0, len(images), batch_size):
+        chunk = images[lo : lo + batch_size]
+        logits = predictor(params, state.model_state, parallel.pad_batch(chunk, batch_size))
+        out.append(np.asarray(logits)[: len(chunk)])
+      return np.concatenate(out).astype(np.float32)
+
+    return predict_fn
+
+  fns = {"current": make(state.params)}
+  if state.ema:
+    fns["ema"] = make({**state.params, **state.ema})
+  return fns

@@ -45,6 +45,7 @@ class RunSpec:
     summaries: extra image panels for the sample grids (e.g. the lens' view of real data).
     rebuild_at: step at which the run's spec changes (rebuild with build_spec(config, step)),
       or None.
+    init_examples: real examples handed to the game's initialisation (None: batch_size).
   """
 
   game: Game
@@ -58,6 +59,7 @@ class RunSpec:
   mesh: jax.sharding.Mesh
   summaries: tuple[Summary, ...] = ()
   rebuild_at: int | None = None
+  init_examples: int | None = None
 
   @property
   def batches_per_iteration(self) -> int:
@@ -103,6 +105,7 @@ def build_spec(
     mesh=mesh,
     summaries=tuple(builder.summaries),
     rebuild_at=builder.rebuild_at,
+    init_examples=builder.init_examples,
   )
   validate(spec)
   return spec

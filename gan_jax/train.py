@@ -113,10 +113,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   config_dict = checkpoint_lib.config_to_dict(config)
 
   source = data_lib.load_source(config.data.to_dict(), seed)
-  batches = data_lib.Batches(
+  # Plain batches, or with data.num_labels > 0 the semi-supervised game's labelled and
+  # unlabelled streams (gan_jax.data.semi_supervised documents the batch layout).
+  batches = data_lib.make_batches(
+    config.data.to_dict(),
     source,
     spec.batch_size,
     seed,
+    num_classes=config.model.get("num_classes") if "model" in config else None,
     process_index=jax.process_index(),
     process_count=jax.process_count(),
   )
@@ -128,7 +132,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     batches.per_epoch,
   )
 
-  init_batch = {"image": images_to_float(jnp.asarray(source[np.arange(spec.batch_size)]["image"]))}
+  # The first examples of the training set (a game's data-dependent initialisation uses them).
+  init_examples = min(spec.init_examples or spec.batch_size, len(source))
+  init_batch = {"image": images_to_float(jnp.asarray(source[np.arange(init_examples)]["image"]))}
   checkpoints = checkpoint_lib.Checkpointer(
     os.path.join(workdir, "checkpoints"), keep=train_cfg.keep_checkpoints, config=config_dict
   )
@@ -180,6 +186,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     return run_spec, compile_train_iteration(run_spec), sampling.make_panels(run_spec)
 
   spec, step_fn, panels = compile_for(start)
+  # Compiled once, reused by every evaluation of a classifier.
+  predictor = (
+    sampling.make_predictor(spec) if getattr(evaluator, "needs", None) == "predict" else None
+  )
   history: list[Mapping[str, np.ndarray]] = []
   rate = writers_lib.RateMeter(start)
   pending = None  # (step, device metrics) of the last iteration, checked one step late
@@ -209,7 +219,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       writer.write_images(step, {f"samples/{k}": v for k, v in grids.items()})
 
   def evaluate(step):
-    results = evaluator(sampling.make_sample_fn(spec, state, seed), step)
+    if getattr(evaluator, "needs", "samples") == "predict":
+      # A classifier's evaluation (test error) gets images -> logits functions.
+      fns = sampling.make_predict_fns(
+        spec, state, predictor, batch_size=config.eval.get("batch_size", 500)
+      )
+      results = evaluator(fns, step)
+    else:
+      results = evaluator(sampling.make_sample_fn(spec, state, seed), step)
     writer.write_scalars(step, results)
     if best_checkpoints is not None:
       best_checkpoints.save(step, state, metrics=results)

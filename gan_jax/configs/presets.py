@@ -126,8 +126,9 @@ def eval_config() -> ml_collections.ConfigDict:
   cfg = ml_collections.ConfigDict()
   cfg.every = 0  # Steps between evaluations (0 = no evaluation during training).
   # Comma-separated metrics: fid, kid, inception_score, precision_recall, classifier_fid,
-  # classifier_is, modes. auto = classifier_fid,classifier_is (+ modes if stacked) on
-  # MNIST-like data, fid otherwise.
+  # classifier_is, modes; or test_error alone (a classifier's test-set error, for games with a
+  # classifier). auto = classifier_fid,classifier_is (+ modes if stacked) on MNIST-like data,
+  # fid otherwise.
   cfg.metrics = "auto"
   cfg.num_samples = 0  # Generated images per evaluation (0 = 4096 MNIST-like, 10000 otherwise).
   cfg.reference_split = "train"  # Real split the reference statistics come from.
@@ -142,6 +143,9 @@ def eval_config() -> ml_collections.ConfigDict:
   cfg.kid_subsets = 100  # KID: number of random subsets averaged.
   cfg.kid_subset_size = 1000  # KID: samples per subset (capped by the sample counts).
   cfg.pr_k = 3  # Precision/recall: k of the k-nearest-neighbour manifolds.
+  # test_error (a classifier's test error): the parameters it uses, ema (an EMA of D's, as the
+  # released code of Salimans et al. 2016; needs train.ema_decay > 0) or current.
+  cfg.classifier_params = "ema"
   return cfg
 
 

@@ -6,7 +6,7 @@ import zlib
 
 import jax
 
-NOISE_DISTRIBUTIONS = ("normal", "uniform")
+NOISE_DISTRIBUTIONS = ("normal", "uniform", "uniform01")
 
 
 def named_key(key: jax.Array, name: str) -> jax.Array:
@@ -20,7 +20,10 @@ def named_key(key: jax.Array, name: str) -> jax.Array:
 
 
 def sample_noise(key: jax.Array, shape: tuple[int, ...], dist: str) -> jax.Array:
-  """z ~ N(0, I) ("normal") or U[-1, 1] ("uniform", BEGAN), float32 of `shape`."""
+  """z ~ N(0, I) ("normal"), U[-1, 1] ("uniform", BEGAN) or U[0, 1] ("uniform01", the
+  released code of Salimans et al. 2016), float32 of `shape`."""
   if dist == "normal":
     return jax.random.normal(key, shape)
+  if dist == "uniform01":
+    return jax.random.uniform(key, shape)
   return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)

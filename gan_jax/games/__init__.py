@@ -3,10 +3,23 @@
 
   unconditional   G(z) against D, optionally with a lens in front of D (DCGAN family, WGAN,
                   LSGAN, BEGAN; `gan_jax.games.unconditional`).
+  semi_supervised the K+1 classifier GAN of Salimans et al. (2016, Sec. 5): D classifies
+                  labelled data and tells real from G(z); G trained by feature matching
+                  (`gan_jax.games.semi_supervised`).
 """
 
-from gan_jax.games import unconditional
+from gan_jax.games import semi_supervised, unconditional
 from gan_jax.games.base import GENERATED, Game, forward, init_networks
+from gan_jax.games.semi_supervised import SemiSupervisedGame
 from gan_jax.games.unconditional import UnconditionalGame
 
-__all__ = ["GENERATED", "Game", "UnconditionalGame", "forward", "init_networks", "unconditional"]
+__all__ = [
+  "GENERATED",
+  "Game",
+  "SemiSupervisedGame",
+  "UnconditionalGame",
+  "forward",
+  "init_networks",
+  "semi_supervised",
+  "unconditional",
+]

@@ -13,6 +13,9 @@ know a game only through this protocol:
   sample_inputs   (key, n) -> the inputs of `sample` (noise z for an unconditional G).
   sample          (params, model_state, inputs) -> {panel name: images (N, H, W, C) in
                   [-1, 1]}: what a sample grid shows and evaluators score ("generated").
+  predict         optional, for games with a classifier (the semi-supervised K+1 GAN):
+                  (params, model_state, images (N, H, W, C) in [-1, 1]) -> logits (N, K) in
+                  inference mode, what a classification evaluator scores.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ def forward(
   *,
   train: bool,
   update_state: bool = True,
+  rngs: Mapping[str, jax.Array] | None = None,
 ) -> dict[str, jax.Array]:
   """One pass of a network, returning its output and everything it sowed, once.
 
@@ -102,6 +106,9 @@ def forward(
     train: training mode (batch statistics) or inference (running averages).
     update_state: write the new statistics (False for extra passes whose statistics must not
       count, e.g. a gradient penalty's).
+    rngs: PRNG keys by collection name for stochastic layers (the Gaussian noise and dropout
+      of the semi-supervised discriminators ask for "noise"), or None for a deterministic
+      network (the unconditional game's passes take none, so their draws are unchanged).
 
   Returns:
     {"output": the module's return value, **sown intermediates} (e.g. "features",
@@ -109,7 +116,7 @@ def forward(
   """
   variables = {"params": params, **model_state[name]}
   mutable = (list(model_state[name]) if train else []) + ["intermediates"]
-  out, updates = module.apply(variables, x, train=train, mutable=mutable)
+  out, updates = module.apply(variables, x, train=train, mutable=mutable, rngs=rngs)
   if train and update_state:
     model_state[name] = {k: updates[k] for k in model_state[name]}
   sown = {k: v[-1] for k, v in updates.get("intermediates", {}).items()}

@@ -27,6 +27,12 @@ from gan_jax.losses.lens import (
   lens_wasserstein_loss,
   reconstruction_loss,
 )
+from gan_jax.losses.semi_supervised import (
+  real_log_mass,
+  real_probability,
+  supervised_loss,
+  unsupervised_loss,
+)
 
 __all__ = [
   "FEATURE_DISTANCES",
@@ -45,7 +51,11 @@ __all__ = [
   "minimax_discriminator_loss",
   "minimax_generator_loss",
   "non_saturating_generator_loss",
+  "real_log_mass",
+  "real_probability",
   "reconstruction_loss",
+  "supervised_loss",
+  "unsupervised_loss",
   "wasserstein_critic_loss",
   "wasserstein_generator_loss",
 ]

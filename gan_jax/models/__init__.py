@@ -14,6 +14,7 @@ from flax import linen as nn
 from gan_jax.core.registry import ConfigError, Registry, check_choice
 from gan_jax.models import began as began_lib
 from gan_jax.models import dcgan as dcgan_lib
+from gan_jax.models import semi_supervised as semi_lib
 from gan_jax.models.dcgan import Discriminator, Generator
 from gan_jax.models.initializers import INITIALIZERS
 
@@ -99,4 +100,60 @@ def began_networks(
   }
 
 
-__all__ = ["INITIALIZERS", "MODELS", "Discriminator", "Generator", "began_lib"]
+def _tuple_of_ints(value, field: str) -> tuple[int, ...]:
+  """A config tuple/list of positive ints (or a comma-separated string, as from a flag)."""
+  if isinstance(value, str):
+    value = [v for v in value.split(",") if v.strip()]
+  try:
+    out = tuple(int(v) for v in value)
+  except (TypeError, ValueError):
+    out = ()
+  if not out or min(out) < 1:
+    raise ConfigError(f"invalid value {value!r} for config field {field}; expected positive ints")
+  return out
+
+
+@MODELS.register("semi_mlp")
+def semi_mlp(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> dict[str, nn.Module]:
+  """The permutation-invariant MNIST MLPs of the semi-supervised K+1 GAN (Salimans et al. 2016,
+  Sec. 5.1): weight-normalised D with Gaussian noise, batch-normalised G."""
+  return {
+    "generator": semi_lib.MLPGenerator(
+      image_shape=tuple(image_shape),
+      hidden=_tuple_of_ints(cfg["generator_hidden"], "model.generator_hidden"),
+      bn_momentum=cfg["bn_momentum"],
+    ),
+    "discriminator": semi_lib.MLPClassifier(
+      hidden=_tuple_of_ints(cfg["discriminator_hidden"], "model.discriminator_hidden"),
+      num_classes=cfg["num_classes"],
+      input_noise=cfg["input_noise"],
+      hidden_noise=cfg["hidden_noise"],
+    ),
+  }
+
+
+@MODELS.register("semi_conv")
+def semi_conv(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> dict[str, nn.Module]:
+  """The CIFAR-10 / SVHN conv nets of the semi-supervised K+1 GAN (Salimans et al. 2016,
+  Sec. 5.2-5.3): weight-normalised D with dropout, transposed-conv G."""
+  height, width, _ = image_shape
+  g_widths = _tuple_of_ints(cfg["generator_widths"], "model.generator_widths")
+  if height != width or height % 2 ** len(g_widths) or height < 2 ** (len(g_widths) + 1):
+    raise ConfigError(
+      f"semi_conv needs square images whose size is a multiple of 2**{len(g_widths)} "
+      f"(model.generator_widths has {len(g_widths)} entries), got {image_shape}"
+    )
+  return {
+    "generator": semi_lib.ConvGenerator(
+      image_shape=tuple(image_shape), widths=g_widths, bn_momentum=cfg["bn_momentum"]
+    ),
+    "discriminator": semi_lib.ConvClassifier(
+      widths=_tuple_of_ints(cfg["discriminator_widths"], "model.discriminator_widths"),
+      num_classes=cfg["num_classes"],
+      input_dropout=cfg["input_dropout"],
+      hidden_dropout=cfg["hidden_dropout"],
+    ),
+  }
+
+
+__all__ = ["INITIALIZERS", "MODELS", "Discriminator", "Generator", "began_lib", "semi_lib"]
