@@ -122,21 +122,22 @@ class SemiSupervisedGame:
     """Initialises G and D with weight normalisation's data-dependent initialisation
     (Salimans & Kingma 2016, Sec. 2.2; the released code's init_param).
 
-    D is initialised on the real images `batch["image"]` (N, H, W, C) in [-1, 1], in inference
-    mode (no noise); G on N noise vectors in training mode (batch statistics), so its
-    weight-normalised output layer (conv nets) is set from its pre-activations on them.
+    D is initialised on the real images `batch["image"]` (N, H, W, C) in [-1, 1] and G on N
+    noise vectors, both in training mode, as the released code's init pass
+    (`deterministic=False`): D's Gaussian noise and dropout are on, so the fixed scales g of
+    its hidden layers normalise the noisy pre-activations (without the noise they come out
+    larger, and D is less regularised than the paper's); G uses batch statistics.
     Without a batch, both get the plain initialisation (g = 1, b = 0) on zeros.
     """
     if batch is None:
       return init_networks(self.networks, key)
     images = jnp.asarray(batch["image"], jnp.float32)
     z = sample_noise(named_key(key, "init/z"), (images.shape[0], self.z_dim), self.z_dist)
-    inputs = {self.GENERATOR: (z, True), self.DISCRIMINATOR: (images, False)}
+    inputs = {self.GENERATOR: z, self.DISCRIMINATOR: images}
     out = {}
-    for name, (x, train) in inputs.items():
-      variables = self.networks[name].module.init(
-        {"params": named_key(key, name)}, x, train=train, data_init=True
-      )
+    for name, x in inputs.items():
+      rngs = {"params": named_key(key, name), "noise": named_key(key, f"init/{name}/noise")}
+      variables = self.networks[name].module.init(rngs, x, train=True, data_init=True)
       variables = flax.core.unfreeze(variables)
       variables.pop("intermediates", None)
       out[name] = variables
