@@ -23,9 +23,12 @@ Differences from the released code:
   code's [0, 1] inside (D's input, G's sigmoid output), so the networks compute the same.
 - The data-dependent init uses the first 500 training images in index order (the released
   code: the first 500 of a random permutation for MNIST, of the repeated labelled set for
-  CIFAR-10/SVHN), and D's init pass runs without noise or dropout (there: with them).
-- The EMA of D starts at the initial parameters (there: at zero, so its first ~10^4 steps are
-  shrunk towards 0); eval.classifier_params=current evaluates the current parameters instead.
+  CIFAR-10/SVHN); its pass has D's noise and dropout on, as there.
+- The average of D starts at the initial parameters (there: at zero). With weight
+  normalisation the directions of a zero-started average are those of the bias-corrected one,
+  so the two differ in the early test errors only (the initial weights weigh 0.9999^t in
+  this one, ~0 after 10^5 steps); eval.classifier_params=current evaluates the current
+  parameters, and both errors are logged (eval/test_error_ema, eval/test_error_current).
 - The CIFAR-10/SVHN learning rate decays per step instead of per epoch.
 - The labelled subset and all orders are drawn with numpy's default_rng from config.seed (the
   released code: RandomState(seed_data) for the subset); the selection rule is the same.
