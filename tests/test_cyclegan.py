@@ -1,0 +1,102 @@
+"""CycleGAN (Zhu et al. 2017): losses, the image history pool, networks, game, data, config."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax.losses.cycle import cycle_consistency_loss, identity_loss
+from gan_jax.stabilisers import image_pool
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_cycle_and_identity_losses_match_numpy():
+  rng = np.random.default_rng(0)
+  x, x_cyc, y, y_cyc = (rng.uniform(-1, 1, (3, 4, 4, 2)).astype(np.float32) for _ in range(4))
+  loss, metrics = cycle_consistency_loss(x_real=x, x_cycle=x_cyc, y_real=y, y_cycle=y_cyc)
+  expected_x, expected_y = np.abs(x_cyc - x).mean(), np.abs(y_cyc - y).mean()
+  np.testing.assert_allclose(loss, 10.0 * (expected_x + expected_y), rtol=1e-6)
+  np.testing.assert_allclose(metrics["x"], expected_x, rtol=1e-6)
+  np.testing.assert_allclose(metrics["y"], expected_y, rtol=1e-6)
+  loss, metrics = identity_loss(
+    x_real=x, x_identity=x_cyc, y_real=y, y_identity=y_cyc, cycle_weight=4.0, identity_weight=0.5
+  )
+  np.testing.assert_allclose(loss, 0.5 * 4.0 * (expected_x + expected_y), rtol=1e-6)
+  np.testing.assert_allclose(metrics["y"], expected_y, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- image pool
+
+
+def reference_pool(batches, key, pool_size):
+  """The reference implementation's ImagePool.query in plain Python, with the draws of
+  `image_pool.image_draws` in place of Python's `random`."""
+  stored, returned_all = [], []
+  for t, batch in enumerate(batches):
+    query_key = jax.random.fold_in(key, t)
+    returned = []
+    for i, image in enumerate(batch):
+      if len(stored) < pool_size:
+        stored.append(image)
+        returned.append(image)
+        continue
+      u, slot = (np.asarray(v) for v in image_draws_host(query_key, i, pool_size))
+      if u > 0.5:
+        returned.append(stored[int(slot)])
+        stored[int(slot)] = image
+      else:
+        returned.append(image)
+    returned_all.append(np.stack(returned))
+  return stored, returned_all
+
+
+def image_draws_host(key, index, pool_size):
+  return jax.device_get(image_pool.image_draws(key, index, pool_size))
+
+
+POOL_SIZE, POOL_BATCH, POOL_STEPS = 50, 4, 30  # 120 insertions: 50 fill, 70 swap.
+
+
+def _pool_batches():
+  rng = np.random.default_rng(1)
+  # Distinct constant images, so which image came back is readable from its value.
+  values = rng.permutation(POOL_BATCH * POOL_STEPS).astype(np.float32)
+  return values.reshape(POOL_STEPS, POOL_BATCH, 1, 1, 1) * np.ones((1, 1, 2, 2, 1), np.float32)
+
+
+def _run_pool(state, batches, key, start=0):
+  query = jax.jit(image_pool.pool_query)
+  returned = []
+  for t, batch in enumerate(batches, start):
+    state, metrics = query(state, jnp.asarray(batch), jax.random.fold_in(key, t))
+    returned.append(np.asarray(state["query"]))
+  return state, returned, metrics
+
+
+def test_pool_matches_python_reference():
+  key = jax.random.PRNGKey(7)
+  batches = _pool_batches()
+  state = image_pool.pool_init(POOL_SIZE, (2, 2, 1), POOL_BATCH)
+  state, returned, metrics = _run_pool(state, batches, key)
+  stored, expected = reference_pool(list(batches), key, POOL_SIZE)
+  assert int(state["count"]) == POOL_SIZE and float(metrics["stored"]) == POOL_SIZE
+  np.testing.assert_array_equal(np.asarray(state["images"]), np.stack(stored))
+  for got, want in zip(returned, expected):
+    np.testing.assert_array_equal(got, want)
+  # The fill phase returns the new images; the swap phase returns some old ones, about half.
+  fill = POOL_SIZE // POOL_BATCH
+  np.testing.assert_array_equal(np.stack(returned[:fill]), batches[:fill])
+  swapped = np.mean(np.stack(returned[fill + 1 :]) != batches[fill + 1 :])
+  assert 0.3 < swapped < 0.7, swapped
+
+
+def test_pool_resume_equals_uninterrupted():
+  key = jax.random.PRNGKey(3)
+  batches = _pool_batches()
+  init = image_pool.pool_init(POOL_SIZE, (2, 2, 1), POOL_BATCH)
+  full, _, _ = _run_pool(init, batches, key)
+  half, _, _ = _run_pool(init, batches[:17], key)
+  # A "checkpoint": the state through the host and back.
+  half = jax.tree.map(jnp.asarray, jax.device_get(half))
+  resumed, _, _ = _run_pool(half, batches[17:], key, start=17)
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(resumed), jax.device_get(full))
