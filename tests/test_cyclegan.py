@@ -100,3 +100,78 @@ def test_pool_resume_equals_uninterrupted():
   half = jax.tree.map(jnp.asarray, jax.device_get(half))
   resumed, _, _ = _run_pool(half, batches[17:], key, start=17)
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(resumed), jax.device_get(full))
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+def _networks(size, channels, **cfg):
+  from gan_jax.models import MODELS
+
+  base = dict(
+    width=8, n_blocks=2, discriminator_width=8, discriminator_layers=2, shared_encoder=False
+  )
+  return MODELS.get("cyclegan_resnet")({**base, **cfg}, (size, size, channels))
+
+
+def _param_count(module, x):
+  shapes = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), x))
+  return sum(int(np.prod(v.shape)) for v in jax.tree.leaves(shapes["params"]))
+
+
+def test_patchgan_receptive_field_and_output_size():
+  from gan_jax.models import cyclegan as lib
+
+  assert lib.receptive_field(lib.patch_layers(3)) == 70
+  assert lib.receptive_field(lib.patch_layers(2)) == 34
+  assert lib.receptive_field(lib.patch_layers(1)) == 16
+  assert lib.patch_output_size(256, 3) == 30  # The reference's 30x30 score map.
+  for size, layers in ((32, 2), (32, 1), (64, 3)):
+    d = lib.PatchDiscriminator(width=4, n_layers=layers)
+    x = jnp.zeros((2, size, size, 3))
+    out = jax.eval_shape(lambda d=d, x=x: d.init_with_output(jax.random.PRNGKey(0), x)[0])
+    side = lib.patch_output_size(size, layers)
+    assert out.shape == (2, side, side), (size, layers, out.shape)
+
+
+def test_parameter_counts_of_both_variants():
+  """The 256 px networks have the reference's parameter counts (its printout: G 11.378 M,
+  D 2.765 M); the shared-encoder variant holds one encoder and two decoders."""
+  x = jnp.zeros((1, 256, 256, 3))
+  cfg = dict(width=64, n_blocks=9, discriminator_width=64, discriminator_layers=3)
+  nets = _networks(256, 3, **cfg)
+  assert _param_count(nets["generator_xy"], x) == 11_378_179
+  assert _param_count(nets["discriminator_x"], x) == 2_764_737
+  shared = _networks(256, 3, shared_encoder=True, **cfg)
+  assert sorted(shared) == [
+    "decoder_x",
+    "decoder_y",
+    "discriminator_x",
+    "discriminator_y",
+    "encoder",
+  ]
+  h = jnp.zeros((1, 64, 64, 256))
+  encoder, decoder = _param_count(shared["encoder"], x), _param_count(shared["decoder_x"], h)
+  assert (encoder, decoder) == (5_099_136, 6_279_043)
+  # One generator's worth of encoder plus two decoders: the encoder is held once.
+  assert encoder + decoder == 11_378_179
+
+
+def test_shared_encoder_gets_gradient_from_both_directions():
+  nets = _networks(16, 1, shared_encoder=True)
+  x, y = jax.random.uniform(jax.random.PRNGKey(1), (2, 2, 16, 16, 1), minval=-1.0)
+  key = jax.random.PRNGKey(0)
+  enc = nets["encoder"].init(key, x)["params"]
+  feats = nets["encoder"].apply({"params": enc}, x)
+  dec = {n: nets[n].init(key, feats)["params"] for n in ("decoder_x", "decoder_y")}
+
+  def translate(e, images, decoder):
+    h = nets["encoder"].apply({"params": e}, images)
+    return nets[decoder].apply({"params": dec[decoder]}, h)
+
+  # G(x) = decoder_y(encoder(x)) and F(y) = decoder_x(encoder(y)).
+  grad_xy = jax.jit(jax.grad(lambda e: jnp.mean(jnp.abs(translate(e, x, "decoder_y") - y))))(enc)
+  grad_yx = jax.jit(jax.grad(lambda e: jnp.mean(jnp.abs(translate(e, y, "decoder_x") - x))))(enc)
+  for grads in (grad_xy, grad_yx):
+    norms = [float(jnp.linalg.norm(g)) for g in jax.tree.leaves(grads)]
+    assert all(n > 0 for n in norms), norms
