@@ -175,3 +175,139 @@ def test_shared_encoder_gets_gradient_from_both_directions():
   for grads in (grad_xy, grad_yx):
     norms = [float(jnp.linalg.norm(g)) for g in jax.tree.leaves(grads)]
     assert all(n > 0 for n in norms), norms
+
+
+# ----------------------------------------------------------------------------- game
+
+import dataclasses  # noqa: E402
+import functools  # noqa: E402
+
+import pytest  # noqa: E402
+
+from gan_jax import configs, train  # noqa: E402
+from gan_jax import data as data_lib  # noqa: E402
+from gan_jax import spec as spec_lib  # noqa: E402
+from gan_jax.core import parallel  # noqa: E402
+from gan_jax.games.base import GENERATED  # noqa: E402
+
+GAME_STEPS = 3
+
+
+def _config(**overrides):
+  config = configs.get("cyclegan", "smoke")
+  config.data.image_size = 8
+  config.model.n_blocks = 1
+  config.cycle.pool_size = 3
+  for field, value in overrides.items():
+    *sections, key = field.split(".")
+    target = config
+    for section in sections:
+      target = target[section]
+    target[key] = value
+  return config
+
+
+def _batch(spec, seed):
+  rng = np.random.default_rng(seed)
+  shape = (1, spec.batch_size) + spec.image_shape
+  return {f"image_{v}": rng.integers(0, 256, shape, dtype=np.uint8) for v in ("x", "y")}
+
+
+def _run(devices, **overrides):
+  config = _config(**{"train.devices": devices, **overrides})
+  spec = spec_lib.build_spec(config, mesh=parallel.make_mesh(devices))
+  traces = []
+  controller = spec.controllers[0]
+
+  @functools.wraps(controller.update)
+  def counted(state, **inputs):
+    traces.append(1)
+    return controller.update(state, **inputs)
+
+  spec = dataclasses.replace(spec, controllers=(dataclasses.replace(controller, update=counted),))
+  step = train.compile_train_iteration(spec)
+  state = train.init_state(spec, 0)
+  states, metrics = [jax.device_get(state)], []
+  for i in range(GAME_STEPS):
+    state, m = step(state, _batch(spec, i))
+    states.append(jax.device_get(state))
+    metrics.append(jax.device_get(m))
+  return dict(
+    spec=spec, states=states, metrics=metrics, traces=len(traces), cache=step._cache_size()
+  )  # pylint: disable=protected-access
+
+
+@pytest.fixture(scope="module")
+def game_runs():
+  assert jax.device_count() == 4
+  # Plain SGD: the biases of convs followed by instance norm have a zero gradient up to
+  # rounding, which Adam's normalisation would blow up to ±lr (differently per device count).
+  sgd = {f"optim.{n}.name": "sgd" for n in configs.get("cyclegan").optim}
+  sgd.update({f"optim.{n}.learning_rate": 0.05 for n in configs.get("cyclegan").optim})
+  sgd.update({f"optim.{n}.lr_decay_start": 0 for n in configs.get("cyclegan").optim})
+  return {devices: _run(devices, **sgd) for devices in (1, 4)}
+
+
+def test_game_trains_and_compiles_once(game_runs):
+  run = game_runs[1]
+  spec = run["spec"]
+  assert [p.name for p in spec.phases] == ["g", "d"]
+  assert spec.phases[0].networks == ("generator_xy", "generator_yx")
+  assert spec.phases[1].networks == ("discriminator_x", "discriminator_y")
+  metrics = run["metrics"][-1]
+  for name in ("g/adv_g", "g/adv_f", "g/cycle", "g/cycle/x", "g/identity", "d/adv_x", "d/adv_y"):
+    assert name in metrics, sorted(metrics)
+  for m in run["metrics"]:
+    assert all(np.isfinite(v) for v in m.values())
+  start, end = run["states"][0], run["states"][-1]
+  for name in spec.networks:
+    diff = sum(
+      float(np.abs(a - b).sum())
+      for a, b in zip(jax.tree.leaves(end.params[name]), jax.tree.leaves(start.params[name]))
+    )
+    assert diff > 0, name
+  assert int(end.aux["image_pool"]["fake_x"]["count"]) == 3  # pool_size 3, batch 4: full
+  assert run["traces"] == 1 and run["cache"] == 1
+  assert game_runs[4]["traces"] == 1 and game_runs[4]["cache"] == 1
+
+
+def test_discriminator_loss_is_halved_lsgan(game_runs):
+  """d/adv_x is the library's LSGAN D loss (no ½); the phase weighs each direction by ½, as
+  the reference's (loss_D_real + loss_D_fake) · 0.5."""
+  m = game_runs[1]["metrics"][0]
+  np.testing.assert_allclose(m["d/loss"], 0.5 * (m["d/adv_x"] + m["d/adv_y"]), rtol=1e-5)
+
+
+def test_shared_encoder_variant_trains():
+  config = _config(**{"model.shared_encoder": True, "train.devices": 1})
+  spec = spec_lib.build_spec(config, mesh=parallel.make_mesh(1))
+  assert spec.phases[0].networks == ("encoder", "decoder_x", "decoder_y")
+  assert "generator_xy" not in spec.networks
+  step = train.compile_train_iteration(spec)
+  state = train.init_state(spec, 0)
+  state, metrics = step(state, _batch(spec, 0))
+  assert float(metrics["g/encoder/grad_norm"]) > 0
+  assert all(np.isfinite(v) for v in jax.device_get(metrics).values())
+  # Sampling: the six translation panels.
+  game = dataclasses.replace(
+    spec.game,
+    sample_images=lambda: {"x": _batch(spec, 1)["image_x"][0], "y": _batch(spec, 2)["image_y"][0]},
+  )
+  panels = game.sample(
+    state.params, state.model_state, game.sample_inputs(jax.random.PRNGKey(0), 3)
+  )
+  assert list(panels) == ["x", GENERATED, "x_cycle", "y", "y_to_x", "y_cycle"]
+  assert all(p.shape == (3,) + spec.image_shape for p in panels.values())
+
+
+def test_unpaired_batches_are_deterministic_and_independent():
+  cfg = _config().data.to_dict()
+  source = data_lib.load_source(cfg, 0)
+  assert isinstance(source, data_lib.UnpairedSource)
+  batches = data_lib.make_batches(cfg, source, 4, 0)
+  a, b = batches.iteration(5, 1), data_lib.make_batches(cfg, source, 4, 0).iteration(5, 1)
+  assert set(a) == {"image_x", "image_y", "label_x", "label_y"}
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+  assert a["image_x"].shape == (1, 4, 8, 8, 1)
+  # Y's order is its own stream, not X's.
+  assert not np.array_equal(batches.x.indices(0), batches.y.indices(0))
