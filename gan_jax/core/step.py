@@ -146,14 +146,17 @@ def train_iteration(
 
   Args:
     state: the TrainState (donated by the compiled caller).
-    batch: {"image": (R, B, H, W, C) uint8 or float in [-1, 1], optional "label": (R, B)},
-      R = spec.batches_per_iteration real batches (n_critic for WGAN).
+    batch: {"image": (R, B, H, W, C) uint8 or float in [-1, 1], optional "label": (R, B)}, or
+      a game's own layout (e.g. CycleGAN's "image_x", "image_y"), R =
+      spec.batches_per_iteration real batches (n_critic for WGAN).
     spec: the RunSpec (static).
 
   Returns:
     (new state, metrics): scalar metrics, named "<phase>/<term>[/<metric>]".
   """
-  batch = {**batch, "image": images_to_float(batch["image"])}
+  if "image" in batch:
+    # Games with other image keys (CycleGAN's "image_x", "image_y") convert their own.
+    batch = {**batch, "image": images_to_float(batch["image"])}
   rng = jax.random.fold_in(state.rng, state.step)
   start = state
   metrics: Metrics = {}

@@ -1,5 +1,6 @@
 """Datasets: offline sources (IDX, scikit-learn digits, .npz, image folders), TFDS, stacking,
-and the labelled subsets and batches of semi-supervised training."""
+the labelled subsets and batches of semi-supervised training, and unpaired two-domain
+batches for image translation."""
 
 from gan_jax.data.pipeline import Batches, iterate, put_global
 from gan_jax.data.semi_supervised import (
@@ -17,6 +18,7 @@ from gan_jax.data.sources import (
   load_source,
   read_idx,
 )
+from gan_jax.data.unpaired import UnpairedBatches, UnpairedSource, load_domains
 
 __all__ = [
   "SOURCES",
@@ -24,10 +26,13 @@ __all__ = [
   "Batches",
   "SemiSupervisedBatches",
   "StackedSource",
+  "UnpairedBatches",
+  "UnpairedSource",
   "balanced_subset",
   "fit_image",
   "fit_images",
   "iterate",
+  "load_domains",
   "load_source",
   "make_batches",
   "put_global",

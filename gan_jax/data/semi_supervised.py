@@ -27,6 +27,7 @@ import numpy as np
 from gan_jax.core.registry import ConfigError
 from gan_jax.data.pipeline import Batches
 from gan_jax.data.sources import Source
+from gan_jax.data.unpaired import UnpairedBatches, UnpairedSource
 
 # Streams of the run's seed (independent random orders of the same data).
 _SUBSET_STREAM, _LABELLED_STREAM, _GENERATOR_STREAM = 0x1ABE1, 0x1AB, 0x6E2
@@ -179,8 +180,9 @@ def make_batches(
   process_index: int = 0,
   process_count: int = 1,
 ):
-  """The batches a run trains on: `SemiSupervisedBatches` when data.num_labels > 0 (the
-  semi-supervised game), else the plain `Batches` of the source.
+  """The batches a run trains on: `UnpairedBatches` of an unpaired two-domain source
+  (`gan_jax.data.unpaired`, image translation), `SemiSupervisedBatches` when
+  data.num_labels > 0 (the semi-supervised game), else the plain `Batches` of the source.
 
   Args:
     data_cfg: the `data` config section (a mapping; `num_labels` optional, 0 if absent).
@@ -191,6 +193,10 @@ def make_batches(
     process_index: this process's index (multi-host).
     process_count: the number of processes.
   """
+  if isinstance(source, UnpairedSource):
+    return UnpairedBatches(
+      source, batch_size, seed, process_index=process_index, process_count=process_count
+    )
   num_labels = data_cfg.get("num_labels", 0) or 0
   if num_labels:
     return SemiSupervisedBatches(

@@ -16,6 +16,7 @@ from gan_jax.losses.adversarial import (
   wasserstein_generator_loss,
 )
 from gan_jax.losses.began import began_discriminator_loss, began_generator_loss, convergence_measure
+from gan_jax.losses.cycle import cycle_consistency_loss, identity_loss, mean_absolute_error
 from gan_jax.losses.improved import (
   FEATURE_DISTANCES,
   feature_matching_loss,
@@ -40,14 +41,17 @@ __all__ = [
   "began_generator_loss",
   "clip_weights",
   "convergence_measure",
+  "cycle_consistency_loss",
   "feature_matching_loss",
   "gradient_penalty",
   "historical_averaging_penalty",
+  "identity_loss",
   "lens_lsgan_loss",
   "lens_minimax_loss",
   "lens_wasserstein_loss",
   "lsgan_discriminator_loss",
   "lsgan_generator_loss",
+  "mean_absolute_error",
   "minimax_discriminator_loss",
   "minimax_generator_loss",
   "non_saturating_generator_loss",

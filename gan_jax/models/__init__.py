@@ -13,6 +13,7 @@ from flax import linen as nn
 
 from gan_jax.core.registry import ConfigError, Registry, check_choice
 from gan_jax.models import began as began_lib
+from gan_jax.models import cyclegan as cyclegan_lib
 from gan_jax.models import dcgan as dcgan_lib
 from gan_jax.models import semi_supervised as semi_lib
 from gan_jax.models.dcgan import Discriminator, Generator
@@ -156,4 +157,63 @@ def semi_conv(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> dict
   }
 
 
-__all__ = ["INITIALIZERS", "MODELS", "Discriminator", "Generator", "began_lib", "semi_lib"]
+@MODELS.register("cyclegan_resnet")
+def cyclegan_resnet(
+  cfg: Mapping[str, Any], image_shape: tuple[int, int, int]
+) -> dict[str, nn.Module]:
+  """CycleGAN's ResNet generators and PatchGAN discriminators (Zhu et al. 2017, Appendix 7.2;
+  `gan_jax.models.cyclegan`), for G: X -> Y, F: Y -> X, D_X and D_Y.
+
+  Networks: "generator_xy" (G), "generator_yx" (F), "discriminator_x", "discriminator_y"; with
+  model.shared_encoder, "encoder" (one, for both directions) and "decoder_y" (G's),
+  "decoder_x" (F's) in place of the two generators. Both domains have `image_shape`.
+  """
+  height, width, channels = image_shape
+  if height != width or height % 4 or height < 8:
+    raise ConfigError(
+      f"the CycleGAN networks need square images whose side is a multiple of 4 (>= 8), got "
+      f"{image_shape}"
+    )
+  g_width, n_blocks = int(cfg["width"]), int(cfg["n_blocks"])
+  d_width, d_layers = int(cfg["discriminator_width"]), int(cfg["discriminator_layers"])
+  if min(g_width, d_width, d_layers) < 1 or n_blocks < 0:
+    raise ConfigError(
+      f"model.width ({g_width}), model.discriminator_width ({d_width}) and "
+      f"model.discriminator_layers ({d_layers}) must be >= 1, model.n_blocks ({n_blocks}) >= 0"
+    )
+  if cyclegan_lib.patch_output_size(height, d_layers) < 1:
+    raise ConfigError(
+      f"model.discriminator_layers={d_layers} leaves no output at {height} px; use fewer"
+    )
+  if cfg["shared_encoder"]:
+    first = cyclegan_lib.encoder_blocks(n_blocks)
+    generators = {
+      "encoder": cyclegan_lib.Encoder(g_width, first),
+      **{
+        name: cyclegan_lib.Decoder(g_width, n_blocks - first, channels)
+        for name in ("decoder_x", "decoder_y")
+      },
+    }
+  else:
+    generators = {
+      name: cyclegan_lib.ResnetGenerator(channels, g_width, n_blocks)
+      for name in ("generator_xy", "generator_yx")
+    }
+  return {
+    **generators,
+    **{
+      name: cyclegan_lib.PatchDiscriminator(d_width, d_layers)
+      for name in ("discriminator_x", "discriminator_y")
+    },
+  }
+
+
+__all__ = [
+  "INITIALIZERS",
+  "MODELS",
+  "Discriminator",
+  "Generator",
+  "began_lib",
+  "cyclegan_lib",
+  "semi_lib",
+]
