@@ -683,9 +683,9 @@ def test_put_global_shards_the_batch_dimension():
 def test_load_source_config_errors():
   with pytest.raises(ConfigError, match="data.source") as err:
     data_lib.load_source(_cfg(source="hdf5"), seed=0)
-  for name in ("digits", "folder", "idx", "npz", "tfds"):
+  for name in ("digits", "folder", "idx", "npz", "tfds", "unpaired"):
     assert name in str(err.value)
-  assert set(data_lib.SOURCES) == {"digits", "folder", "idx", "npz", "tfds"}
+  assert set(data_lib.SOURCES) == {"digits", "folder", "idx", "npz", "tfds", "unpaired"}
   with pytest.raises(ConfigError, match="data.resize"):
     data_lib.load_source(_cfg("digits", resize="stretch"), seed=0)
   with pytest.raises(ConfigError, match="data.channels"):
