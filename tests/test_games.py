@@ -31,7 +31,7 @@ from gan_jax.core.phases import Controller, Network, Phase
 from gan_jax.core.random import named_key
 from gan_jax.core.registry import read_section
 from gan_jax.core.terms import Context, Term
-from gan_jax.games.base import GENERATED, forward, init_networks
+from gan_jax.games.base import GENERATED, StaticQuantities, forward, init_networks
 
 PyTree = Any
 
@@ -62,7 +62,7 @@ class MLP(nn.Module):
 
 
 @dataclasses.dataclass(frozen=True)
-class PointTranslationGame:
+class PointTranslationGame(StaticQuantities):
   """G: X -> Y and F: Y -> X against D_X and D_Y, on unpaired batches of 2-D points.
 
   The batch holds domain X under "image" (the key the training step expects) and domain Y
@@ -107,10 +107,6 @@ class PointTranslationGame:
     "step",
     "key",
   )
-
-  def quantities(self, aux_names: tuple[str, ...] = ()) -> frozenset[str]:
-    """The names a term of this game may ask for."""
-    return frozenset(self.STATIC_QUANTITIES) | frozenset(aux_names)
 
   def init_variables(
     self, key: jax.Array, batch: Mapping[str, jax.Array] | None = None

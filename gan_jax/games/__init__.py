@@ -11,7 +11,7 @@
 """
 
 from gan_jax.games import cyclegan, semi_supervised, unconditional
-from gan_jax.games.base import GENERATED, Game, forward, init_networks
+from gan_jax.games.base import GENERATED, Game, StaticQuantities, forward, init_networks
 from gan_jax.games.cyclegan import CycleGanGame
 from gan_jax.games.semi_supervised import SemiSupervisedGame
 from gan_jax.games.unconditional import UnconditionalGame
@@ -21,6 +21,7 @@ __all__ = [
   "CycleGanGame",
   "Game",
   "SemiSupervisedGame",
+  "StaticQuantities",
   "UnconditionalGame",
   "cyclegan",
   "forward",

@@ -67,6 +67,18 @@ class Game(Protocol):
   ) -> dict[str, jax.Array]: ...
 
 
+class StaticQuantities:
+  """`Game.quantities` for a game whose quantities are a fixed tuple plus the controllers'
+  states: a game class lists its own in `STATIC_QUANTITIES`."""
+
+  STATIC_QUANTITIES: tuple[str, ...] = ()
+
+  def quantities(self, aux_names: tuple[str, ...] = ()) -> frozenset[str]:
+    """The names a term of this game may ask for: its static quantities and every
+    controller's name (`aux_names`)."""
+    return frozenset(self.STATIC_QUANTITIES) | frozenset(aux_names)
+
+
 def init_networks(networks: Mapping[str, Network], key: jax.Array) -> dict[str, dict[str, PyTree]]:
   """Initialises each network on zeros of its example input, with a key named after it.
 

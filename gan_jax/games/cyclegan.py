@@ -61,7 +61,7 @@ from gan_jax.core import parallel
 from gan_jax.core.phases import Network, Phase
 from gan_jax.core.registry import ConfigError, read_section
 from gan_jax.core.terms import BALANCE, Context, Term, required_arguments
-from gan_jax.games.base import GENERATED, forward, init_networks
+from gan_jax.games.base import GENERATED, StaticQuantities, forward, init_networks
 from gan_jax.images import images_to_float
 from gan_jax.losses.cycle import cycle_consistency_loss, identity_loss
 from gan_jax.models import MODELS
@@ -131,7 +131,7 @@ def generator_mapping(v: str) -> dict[str, str]:
 
 
 @dataclasses.dataclass(frozen=True)
-class CycleGanGame:
+class CycleGanGame(StaticQuantities):
   """G: X -> Y and F: Y -> X against D_X and D_Y (see the module docstring).
 
   Attributes:
@@ -174,10 +174,6 @@ class CycleGanGame:
     "step",
     "key",
   )
-
-  def quantities(self, aux_names: tuple[str, ...] = ()) -> frozenset[str]:
-    """The names a term of this game may ask for."""
-    return frozenset(self.STATIC_QUANTITIES) | frozenset(aux_names)
 
   def init_variables(
     self, key: jax.Array, batch: Mapping[str, jax.Array] | None = None

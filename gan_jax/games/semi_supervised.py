@@ -55,7 +55,7 @@ from gan_jax.core.phases import Network, Phase
 from gan_jax.core.random import NOISE_DISTRIBUTIONS, named_key, sample_noise
 from gan_jax.core.registry import ConfigError, check_choice, read_section
 from gan_jax.core.terms import Context, Term
-from gan_jax.games.base import GENERATED, forward, init_networks
+from gan_jax.games.base import GENERATED, StaticQuantities, forward, init_networks
 from gan_jax.images import images_to_float
 from gan_jax.losses.improved import FEATURE_DISTANCES, feature_matching_loss
 from gan_jax.losses.semi_supervised import supervised_loss, unsupervised_loss
@@ -68,7 +68,7 @@ NOISE = "noise"
 
 
 @dataclasses.dataclass(frozen=True)
-class SemiSupervisedGame:
+class SemiSupervisedGame(StaticQuantities):
   """G against a K-class D with a fixed-zero fake logit (see the module docstring).
 
   Attributes:
@@ -111,10 +111,6 @@ class SemiSupervisedGame:
     "step",
     "key",
   )
-
-  def quantities(self, aux_names: tuple[str, ...] = ()) -> frozenset[str]:
-    """The names a term of this game may ask for."""
-    return frozenset(self.STATIC_QUANTITIES) | frozenset(aux_names)
 
   def init_variables(
     self, key: jax.Array, batch: Mapping[str, jax.Array] | None = None

@@ -50,7 +50,7 @@ from gan_jax.core.phases import Network, Phase
 from gan_jax.core.random import NOISE_DISTRIBUTIONS, named_key, sample_noise
 from gan_jax.core.registry import ConfigError, check_choice, read_section
 from gan_jax.core.terms import Context, Term, evaluate_terms
-from gan_jax.games.base import GENERATED, forward, init_networks
+from gan_jax.games.base import GENERATED, StaticQuantities, forward, init_networks
 from gan_jax.images import images_to_float
 from gan_jax.models import MODELS
 from gan_jax.models.layers import VBN_REFERENCE
@@ -60,7 +60,7 @@ PyTree = Any
 
 
 @dataclasses.dataclass(frozen=True)
-class UnconditionalGame:
+class UnconditionalGame(StaticQuantities):
   """Generator vs discriminator, optionally with a network in front of D on real data.
 
   Attributes:
@@ -106,10 +106,6 @@ class UnconditionalGame:
     "step",
     "key",
   )
-
-  def quantities(self, aux_names: tuple[str, ...] = ()) -> frozenset[str]:
-    """The names a term of this game may ask for."""
-    return frozenset(self.STATIC_QUANTITIES) | frozenset(aux_names)
 
   def init_variables(
     self, key: jax.Array, batch: Mapping[str, jax.Array] | None = None
