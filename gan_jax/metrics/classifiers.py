@@ -67,6 +67,15 @@ DATASETS.register("mnist")(
 DATASETS.register("digits")(
   dict(sources=[dict(_BASE, source="digits", name="digits", image_size=16)], flip=False, epochs=60)
 )
+# The same digits stretched to 32x32: CycleGAN's digits <-> MNIST domain X (configs/cyclegan.py),
+# whose translations F(y) it judges.
+DATASETS.register("digits32")(
+  dict(
+    sources=[dict(_BASE, source="digits", name="digits", image_size=32, resize="resize")],
+    flip=False,
+    epochs=60,
+  )
+)
 
 
 class ConvNet(nn.Module):
