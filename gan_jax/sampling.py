@@ -6,10 +6,13 @@ evaluators. Nothing here knows which game it samples from: `spec.game.sample` do
   sample_fn = make_sample_fn(spec, state, seed)   # n -> generated images (n, H, W, C)
   predictor = make_predictor(spec)                # jitted (params, model_state, images) -> logits
   fns = make_predict_fns(spec, state, predictor)  # {"current"[, "ema"]: images -> logits}
+  translator = make_translator(spec)              # jitted (params, model_state, images) -> ...
+  fns = make_translate_fns(spec, state, translator)  # {"y": G, "x": F}: images -> images
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -133,3 +136,52 @@ def make_predict_fns(
   if state.ema:
     fns["ema"] = make({**state.params, **state.ema})
   return fns
+
+
+def make_translator(spec) -> Callable:
+  """Returns jitted `translate(params, model_state, images) -> {"y": G(images), "x":
+  F(images)}` of a translation game (`Game.translate`, inference mode); images uint8 or float
+  in [-1, 1], outputs float in [-1, 1]. Both directions are traced once each, for the image
+  shape of the domains."""
+  if not hasattr(spec.game, "translate"):
+    raise ValueError(f"game {type(spec.game).__name__} does not translate (no `translate`)")
+
+  @functools.partial(jax.jit, static_argnames="target")
+  def translate(params, model_state, images, target):
+    return spec.game.translate(target, params, model_state, images_to_float(images), train=False)
+
+  return translate
+
+
+def make_translate_fns(
+  spec, state: TrainState, translator: Callable | None = None, batch_size: int = 500
+) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+  """Translation functions for evaluators: {"y": G, "x": F}, each mapping images
+  (n, H, W, C) (uint8, or float in [-1, 1]) of the other domain to (n, H, W, C) float32 in
+  [-1, 1], with the EMA of the networks that keep one, in batches of `batch_size` rounded to
+  the device count.
+
+  Args:
+    spec: the RunSpec (its game has `translate(target, params, model_state, images, train)`).
+    state: the TrainState.
+    translator: `make_translator(spec)`, to reuse its compilation across evaluations.
+    batch_size: images per call.
+  """
+  translator = translator or make_translator(spec)
+  n_dev = spec.mesh.size
+  batch_size = max(n_dev, batch_size // n_dev * n_dev)
+  params = {**state.params, **state.ema}
+
+  def make(target):
+    def translate_fn(images: np.ndarray) -> np.ndarray:
+      images = np.asarray(images)
+      out = []
+      for lo in range(0, len(images), batch_size):
+        chunk = images[lo : lo + batch_size]
+        padded = parallel.pad_batch(chunk, batch_size)
+        out.append(np.asarray(translator(params, state.model_state, padded, target))[: len(chunk)])
+      return np.concatenate(out).astype(np.float32)
+
+    return translate_fn
+
+  return {"y": make("y"), "x": make("x")}

@@ -187,9 +187,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   spec, step_fn, panels = compile_for(start)
   # Compiled once, reused by every evaluation of a classifier.
-  predictor = (
-    sampling.make_predictor(spec) if getattr(evaluator, "needs", None) == "predict" else None
-  )
+  needs = getattr(evaluator, "needs", "samples")
+  predictor = sampling.make_predictor(spec) if needs == "predict" else None
+  translator = sampling.make_translator(spec) if needs == "translate" else None
   history: list[Mapping[str, np.ndarray]] = []
   rate = writers_lib.RateMeter(start)
   pending = None  # (step, device metrics) of the last iteration, checked one step late
@@ -219,12 +219,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       writer.write_images(step, {f"samples/{k}": v for k, v in grids.items()})
 
   def evaluate(step):
-    if getattr(evaluator, "needs", "samples") == "predict":
+    batch_size = config.eval.get("batch_size", 500)
+    if needs == "predict":
       # A classifier's evaluation (test error) gets images -> logits functions.
-      fns = sampling.make_predict_fns(
-        spec, state, predictor, batch_size=config.eval.get("batch_size", 500)
+      results = evaluator(
+        sampling.make_predict_fns(spec, state, predictor, batch_size=batch_size), step
       )
-      results = evaluator(fns, step)
+    elif needs == "translate":
+      # A translation's evaluation gets both directions' images -> images functions.
+      results = evaluator(
+        sampling.make_translate_fns(spec, state, translator, batch_size=batch_size), step
+      )
     else:
       results = evaluator(sampling.make_sample_fn(spec, state, seed), step)
     writer.write_scalars(step, results)

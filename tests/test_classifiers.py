@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -51,8 +53,24 @@ def test_missing_classifier_says_how_to_train(tmp_path, monkeypatch):
     FileNotFoundError, match="python -m gan_jax.metrics.classifiers --dataset=fashion_mnist"
   ):
     classifiers.load("fashion_mnist")
-  with pytest.raises(ConfigError, match="valid names: digits, fashion_mnist, mnist"):
+  with pytest.raises(ConfigError, match="valid names: digits, digits32, fashion_mnist, mnist"):
     classifiers.load("cifar10")
+
+
+def test_module_command_runs(tmp_path):
+  """`python -m gan_jax.metrics.classifiers` (the command the messages give) starts: run as a
+  script, the module must not register its extractors a second time."""
+  out = subprocess.run(
+    [sys.executable, "-m", "gan_jax.metrics.classifiers", "--dataset=cifar10"],
+    capture_output=True,
+    text=True,
+    timeout=120,
+    cwd=tmp_path,
+    check=False,
+  )
+  assert out.returncode == 2, out.stderr
+  assert "Traceback" not in out.stderr
+  assert "error: unknown classifier dataset 'cifar10'" in out.stderr
 
 
 def test_stale_architecture_is_refused(digits_model, tmp_path):

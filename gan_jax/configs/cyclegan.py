@@ -100,15 +100,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.prefetch = 2  # Iterations of data prepared ahead on the host.
 
   config.optim = ml_collections.ConfigDict()
+  # The schedule follows train.steps (set on the command line or below): references to it.
+  steps = config.train.get_ref("steps")
   for name in NETWORKS:
     # Adam(2e-4, β1 0.5); constant for half of training, then linearly to 0. Only the
     # networks of the chosen variant are built.
     config.optim[name] = optimizer("adam", 2e-4, b1=0.5)
-    config.optim[name].lr_decay_start = config.train.steps // 2
-    config.optim[name].lr_decay_end = config.train.steps
+    config.optim[name].lr_decay_start = steps // 2  # Update from which lr falls linearly.
+    config.optim[name].lr_decay_end = steps * 1  # Update at which lr reaches 0 (own field).
 
   config.eval = presets.eval_config()
-  config.eval.every = 0  # No evaluation during training.
+  config.eval.every = 5000  # Steps between evaluations of both directions.
+  # Both directions' label preservation and classifier FID (gan_jax.evaluation.translation);
+  # Inception FID for domains without a classifier.
+  config.eval.metrics = "translation"
+  config.eval.num_samples = 2000  # Test images translated per direction (all if fewer).
+  config.eval.reference_split = "test"  # The target domain's real images: its test split,
+  config.eval.reference_samples = 0  # all of it.
+  config.eval.best_metric = ""  # No best checkpoint.
+  config.eval.classifier_x = "digits32"  # Judge of domain X's images (digits at 32x32).
+  config.eval.classifier_y = "mnist"  # Judge of domain Y's images.
 
   if "smoke" in tokens:
     _shrink_for_smoke_test(config)
@@ -132,6 +143,4 @@ def _shrink_for_smoke_test(config: ml_collections.ConfigDict) -> None:
   config.train.sample_every = 3
   config.train.checkpoint_every = 3
   config.train.num_samples = 8
-  for name in NETWORKS:
-    config.optim[name].lr_decay_start = 3
-    config.optim[name].lr_decay_end = 6
+  config.eval.every = 0

@@ -1,6 +1,7 @@
 """Evaluation of generators during training and after: the metric registry, the Evaluator
 (given a sample function by its caller), the ClassificationEvaluator (given classification
-functions: a classifier's test error), and plots of logged metrics (`plots`)."""
+functions: a classifier's test error), the TranslationEvaluator (given translation functions:
+CycleGAN's two directions), and plots of logged metrics (`plots`)."""
 
 from gan_jax.evaluation.classification import ClassificationEvaluator
 from gan_jax.evaluation.evaluator import (
@@ -17,6 +18,7 @@ from gan_jax.evaluation.evaluator import (
   resolve_best,
   resolve_metrics,
 )
+from gan_jax.evaluation.translation import TranslationEvaluator
 
 __all__ = [
   "DEFAULTS",
@@ -24,6 +26,7 @@ __all__ = [
   "ClassificationEvaluator",
   "Evaluator",
   "Metric",
+  "TranslationEvaluator",
   "build_evaluator",
   "eval_options",
   "is_better",

@@ -27,7 +27,10 @@ Metric names are registered in `METRICS` (config field eval.metrics):
 A game with a classifier (the semi-supervised K+1 GAN) is evaluated instead by its test-set
 classification error: eval.metrics="test_error" builds a `ClassificationEvaluator`
 (`gan_jax.evaluation.classification`), to which the trainer hands classification functions
-(images -> logits) rather than a sample function; its `needs` attribute says which.
+(images -> logits) rather than a sample function; its `needs` attribute says which. A
+translation game (CycleGAN) is evaluated by eval.metrics="translation" (the default, "auto",
+on unpaired data): a `TranslationEvaluator` (`gan_jax.evaluation.translation`) gets the
+translation functions.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from scipy.special import xlogy
 from gan_jax.core import parallel
 from gan_jax.core.registry import ConfigError, Registry, check_choice
 from gan_jax.evaluation.classification import CLASSIFIER_PARAMS, ClassificationEvaluator
+from gan_jax.evaluation.translation import TranslationEvaluator
 from gan_jax.images import to_uint8
 from gan_jax.metrics import classifiers, frechet, reference_stats
 from gan_jax.metrics import features as features_lib
@@ -68,6 +72,8 @@ DEFAULTS = dict(
   kid_subset_size=1000,
   pr_k=3,
   classifier_params="ema",
+  classifier_x="",
+  classifier_y="",
 )
 # Samples per evaluation when eval.num_samples = 0: Inception metrics use the usual 10k;
 # MNIST-like classifier metrics use 4096, as Tempered GAN's evaluation.
@@ -411,9 +417,11 @@ class Evaluator:
 
 def build_evaluator(
   config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None
-) -> Evaluator | ClassificationEvaluator | None:
+) -> Evaluator | ClassificationEvaluator | TranslationEvaluator | None:
   """The evaluator for training: None if config.eval.every == 0; a ClassificationEvaluator
-  (test error) for eval.metrics="test_error"; else an Evaluator of generated images.
+  (test error) for eval.metrics="test_error"; a TranslationEvaluator for
+  eval.metrics="translation" (and "auto" on unpaired data); else an Evaluator of generated
+  images.
 
   Args:
     config: the run config (reads eval, data and seed).
@@ -432,6 +440,14 @@ def build_evaluator(
         "with metrics of generated images"
       )
     return ClassificationEvaluator.from_config(config, options)
+  unpaired = config.data.get("source") == "unpaired"
+  if "translation" in names or (names == ["auto"] and unpaired):
+    if names not in (["translation"], ["auto"]):
+      raise ConfigError(
+        f"eval.metrics={spec!r}: translation (the metrics of both directions) cannot be "
+        "combined with other metrics"
+      )
+    return TranslationEvaluator.from_config(config, options, mesh=mesh)
   return Evaluator.from_config(config, mesh=mesh)
 
 

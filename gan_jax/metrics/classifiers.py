@@ -296,10 +296,13 @@ def _flat(params: Mapping) -> dict[str, np.ndarray]:
   }
 
 
-for _name in DATASETS:
-  features_lib.EXTRACTORS.register(f"{_name}_classifier")(
-    lambda options, mesh=None, _d=_name: classifier_extractor(_d, options, mesh)
-  )
+# Run as `python -m gan_jax.metrics.classifiers`, this file executes a second time as __main__
+# after the package has imported it (and registered the extractors): register once.
+if __name__ != "__main__":
+  for _name in DATASETS:
+    features_lib.EXTRACTORS.register(f"{_name}_classifier")(
+      lambda options, mesh=None, _d=_name: classifier_extractor(_d, options, mesh)
+    )
 
 
 def dataset_for(data_name: str) -> str | None:
@@ -357,4 +360,6 @@ def cli(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  cli_lib.run_app(main, FLAGS, __doc__)
+  from gan_jax.metrics import classifiers as _package  # the registered copy of this module
+
+  cli_lib.run_app(_package.main, _package.FLAGS, __doc__)
