@@ -474,7 +474,8 @@ def _maybe_materialise(source: LazySource, cfg) -> Source:
 
 
 # TFDS names of the datasets the configs know, with the feature holding a class label (None:
-# unlabelled). Other TFDS image datasets work too, with their labels under "label".
+# unlabelled); a name without "/" covers all the dataset's configs. Other TFDS image datasets
+# work too, with their labels under "label".
 TFDS_LABELS = {
   "mnist": "label",
   "fashion_mnist": "label",
@@ -482,6 +483,8 @@ TFDS_LABELS = {
   "svhn_cropped": "label",
   "celeb_a": None,
   "lsun/church_outdoor": None,
+  # Every config of a dataset: cycle_gan's label is the domain (A or B), not a class.
+  "cycle_gan": None,
 }
 
 
@@ -559,7 +562,7 @@ def tfds_source(cfg: Mapping[str, Any]) -> Source:
       f"TFDS dataset {name!r} (config field data.name) has no 'image' "
       f"feature; its features: {', '.join(sorted(first))}"
     )
-  label_key = TFDS_LABELS.get(name, "label")
+  label_key = TFDS_LABELS.get(name, TFDS_LABELS.get(name.split("/")[0], "label"))
   has_labels = label_key is not None and label_key in first
 
   def read_many(indices):

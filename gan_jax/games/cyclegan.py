@@ -393,13 +393,19 @@ def setup(builder: SpecBuilder) -> Callable[[SpecBuilder], CycleGanGame]:
     shape = features if name.startswith("decoder") else (1,) + builder.image_shape
     builder.add_network(name, module, shape)
 
+  from gan_jax.data import unpaired  # pylint: disable=g-import-not-at-top
+
   data_cfg = read_section(config, "data")
   sample_split = cycle.get("sample_split", "test")
+  if data_cfg.get("source") == "unpaired":
+    # The domains' fields (splits, jitter) fail here, at start-up, rather than at the first
+    # read of the data.
+    for v in DOMAINS:
+      unpaired.domain_config(data_cfg, v)
+      unpaired.domain_config(data_cfg, v, sample_split)
 
   def sample_images():
-    from gan_jax.data.unpaired import load_domains  # pylint: disable=g-import-not-at-top
-
-    return load_domains(data_cfg, config.seed, split=sample_split)
+    return unpaired.load_domains(data_cfg, config.seed, split=sample_split)
 
   def finish(b: SpecBuilder) -> CycleGanGame:
     return CycleGanGame(
