@@ -27,7 +27,7 @@ from gan_jax.evaluation import plots  # pylint: disable=g-import-not-at-top,wron
 # Each run's metrics.jsonl is parsed once, for the table and the choice of figures.
 _read_metrics = functools.cache(plots.read_metrics)
 _RUN = re.compile(r"^(?P<setting>.+)_s(?P<seed>\d+)$")
-_SETTING = re.compile(r"^(?P<objective>.+?)_(?P<variant>plain|lens|advas)_(?P<data>.+)$")
+_SETTING = re.compile(r"^(?P<objective>.+?)_(?P<variant>plain|lens|advas|mbd)_(?P<data>.+)$")
 
 
 def _fmt(values, digits=1):

@@ -66,8 +66,9 @@ def _cycle_gan(pair: str, train_a: int, train_b: int) -> dict:
 # and Y ("": Inception FID; gan_jax.evaluation.translation).
 PAIRS = {
   "digits_mnist": dict(
-    domain_x=dict(source="digits", name="digits", resize="resize"),
-    domain_y=dict(source="idx", name="mnist", resize="pad"),
+    # path "" (the default search) is there so that it can be set on the command line.
+    domain_x=dict(source="digits", name="digits", path="", resize="resize"),
+    domain_y=dict(source="idx", name="mnist", path="", resize="pad"),
     image_size=32,
     channels=1,
     load_size=0,
