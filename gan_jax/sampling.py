@@ -8,6 +8,7 @@ evaluators. Nothing here knows which game it samples from: `spec.game.sample` do
   fns = make_predict_fns(spec, state, predictor)  # {"current"[, "ema"]: images -> logits}
   translator = make_translator(spec)              # jitted (params, model_state, images) -> ...
   fns = make_translate_fns(spec, state, translator)  # {"y": G, "x": F}: images -> images
+  fns = evaluation_fns(evaluator.needs, spec, state, seed)  # what an evaluator is handed
 """
 
 from __future__ import annotations
@@ -185,3 +186,44 @@ def make_translate_fns(
     return translate_fn
 
   return {"y": make("y"), "x": make("x")}
+
+
+def make_compiled(needs: str, spec) -> Callable | None:
+  """The jitted function behind `evaluation_fns(needs, ...)`, to reuse its compilation across
+  evaluations: a predictor ("predict"), a translator ("translate"), or None ("samples")."""
+  if needs == "predict":
+    return make_predictor(spec)
+  if needs == "translate":
+    return make_translator(spec)
+  return None
+
+
+def evaluation_fns(
+  needs: str,
+  spec,
+  state: TrainState,
+  seed: int,
+  *,
+  batch_size: int = 500,
+  compiled: Callable | None = None,
+):
+  """What an evaluator is handed, by its `needs`: "samples", a sample function (n -> images);
+  "predict", classification functions ({"current"[, "ema"]: images -> logits}); "translate",
+  translation functions ({"y": G, "x": F}: images -> images).
+
+  Args:
+    needs: the evaluator's `needs`.
+    spec: the RunSpec.
+    state: the TrainState to evaluate.
+    seed: the seed of the evaluation noise (samples).
+    batch_size: images per call of the network (rounded to the device count; eval.batch_size
+      is the feature extractors' batch, not this).
+    compiled: `make_compiled(needs, spec)`, to reuse its compilation.
+  """
+  if needs == "samples":
+    return make_sample_fn(spec, state, seed, batch_size=batch_size)
+  if needs == "predict":
+    return make_predict_fns(spec, state, compiled, batch_size=batch_size)
+  if needs == "translate":
+    return make_translate_fns(spec, state, compiled, batch_size=batch_size)
+  raise ValueError(f"unknown evaluator needs {needs!r}; valid: samples, predict, translate")

@@ -187,9 +187,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   spec, step_fn, panels = compile_for(start)
   # Compiled once, reused by every evaluation of a classifier.
+  # What the evaluator is handed (a sample, classification or translation function), and its
+  # compiled core, reused by every evaluation.
   needs = getattr(evaluator, "needs", "samples")
-  predictor = sampling.make_predictor(spec) if needs == "predict" else None
-  translator = sampling.make_translator(spec) if needs == "translate" else None
+  compiled = sampling.make_compiled(needs, spec) if evaluator is not None else None
   history: list[Mapping[str, np.ndarray]] = []
   rate = writers_lib.RateMeter(start)
   pending = None  # (step, device metrics) of the last iteration, checked one step late
@@ -219,19 +220,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       writer.write_images(step, {f"samples/{k}": v for k, v in grids.items()})
 
   def evaluate(step):
-    batch_size = config.eval.get("batch_size", 500)
-    if needs == "predict":
-      # A classifier's evaluation (test error) gets images -> logits functions.
-      results = evaluator(
-        sampling.make_predict_fns(spec, state, predictor, batch_size=batch_size), step
-      )
-    elif needs == "translate":
-      # A translation's evaluation gets both directions' images -> images functions.
-      results = evaluator(
-        sampling.make_translate_fns(spec, state, translator, batch_size=batch_size), step
-      )
-    else:
-      results = evaluator(sampling.make_sample_fn(spec, state, seed), step)
+    results = evaluator(sampling.evaluation_fns(needs, spec, state, seed, compiled=compiled), step)
     writer.write_scalars(step, results)
     if best_checkpoints is not None:
       best_checkpoints.save(step, state, metrics=results)

@@ -456,3 +456,12 @@ def test_translation_evaluation_in_a_training_run(tmp_path, monkeypatch):
     logits = classifiers.predict_logits(params, to_uint8(translated))
     expected = np.mean(logits.argmax(-1) == evaluator.labels[s])
     assert final[f"eval/label_preservation_{s}{t}"] == pytest.approx(expected, abs=1.0 / 40)
+
+  # The evaluation CLI restores the last checkpoint and evaluates the run the same way.
+  from gan_jax.cli import evaluate  # pylint: disable=g-import-not-at-top
+
+  record = evaluate.evaluate_run(str(tmp_path / "run"))
+  assert record["step"] == 6
+  for name, value in final.items():
+    if name.startswith("eval/"):
+      assert record[name] == pytest.approx(value, rel=1e-6), name

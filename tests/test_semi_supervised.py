@@ -209,6 +209,13 @@ def test_smoke_run_logs_the_test_error(tmp_path):
   assert [r["step"] for r in records if "eval/test_error" in r] == [3, 6]
   logged = next(r for r in records if "d/loss" in r)
   assert {"d/sup", "d/sup/error", "d/unsup/d_real", "d/unsup/d_fake", "g/fm"} <= set(logged)
+  # The evaluation CLI restores the last checkpoint and counts the same test errors.
+  from gan_jax.cli import evaluate  # pylint: disable=g-import-not-at-top
+
+  record = evaluate.evaluate_run(str(tmp_path))
+  assert record["step"] == 6
+  for name in ("eval/test_errors", "eval/test_error_ema", "eval/test_error_current"):
+    assert record[name] == final[name], name
 
 
 def _compile_fast(jitted, *args):

@@ -4,6 +4,8 @@ A run's checkpoint (latest, best, or a step), against the run's own data:
 
   python -m gan_jax.cli.evaluate --workdir=runs/dcgan
   python -m gan_jax.cli.evaluate --workdir=runs/dcgan --checkpoint=best --metrics=fid,kid
+  python -m gan_jax.cli.evaluate --workdir=runs/cyclegan     # translation metrics
+  python -m gan_jax.cli.evaluate --workdir=runs/semi         # the classifier's test error
 
 Images from any model (a folder of PNG/JPEG/... files or an .npz with uint8 "images"),
 against a dataset (`SOURCE:NAME`, e.g. idx:fashion_mnist, tfds:cifar10, digits) or against
@@ -177,10 +179,11 @@ def evaluate_run(
       ) from None
   state = checkpoints.restore(train_lib.abstract_state(spec, config.seed), step)
   checkpoints.close()
-  evaluator = evaluation.Evaluator.from_config(config, mesh=spec.mesh)
+  # The run's own kind of evaluation: generated images, a classifier's test error (the
+  # semi-supervised game) or both directions of a translation (CycleGAN).
+  evaluator = evaluation.make_evaluator(config, mesh=spec.mesh)
   seed = config.seed if seed is None else seed
-  sample_fn = sampling.make_sample_fn(spec, state, seed)
-  results = evaluator(sample_fn, step)
+  results = evaluator(sampling.evaluation_fns(evaluator.needs, spec, state, seed), step)
   return {"workdir": workdir, "checkpoint": checkpoint, "step": int(step), **results}
 
 

@@ -5,6 +5,7 @@ The training loop uses (data flows one way: the trainer hands a sample function 
 
   evaluator = build_evaluator(config, mesh)      # None when config.eval.every == 0
   metrics = evaluator(sample_fn, step)           # {"eval/fid": ..., ...}
+  evaluator = make_evaluator(config, mesh)       # the same, whatever eval.every (after training)
   evaluator.best_metric, evaluator.best_mode     # e.g. "eval/fid", "min"
 
 `sample_fn(n)` returns n generated images (n, H, W, C) float32 in [-1, 1]. Images are
@@ -415,21 +416,19 @@ class Evaluator:
     return results
 
 
-def build_evaluator(
+def make_evaluator(
   config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None
-) -> Evaluator | ClassificationEvaluator | TranslationEvaluator | None:
-  """The evaluator for training: None if config.eval.every == 0; a ClassificationEvaluator
-  (test error) for eval.metrics="test_error"; a TranslationEvaluator for
-  eval.metrics="translation" (and "auto" on unpaired data); else an Evaluator of generated
-  images.
+) -> Evaluator | ClassificationEvaluator | TranslationEvaluator:
+  """The evaluator of the config's `eval` section (whatever eval.every says): a
+  ClassificationEvaluator (test error) for eval.metrics="test_error"; a TranslationEvaluator
+  for eval.metrics="translation" (and "auto" on unpaired data); else an Evaluator of generated
+  images. Its `needs` says what its caller hands it (`gan_jax.sampling.evaluation_fns`).
 
   Args:
     config: the run config (reads eval, data and seed).
     mesh: the devices that run the feature extractors (default: all).
   """
   options = eval_options(config)
-  if options["every"] == 0:
-    return None
   spec = options["metrics"]
   names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
   names = [n for n in names if n]
@@ -449,6 +448,15 @@ def build_evaluator(
       )
     return TranslationEvaluator.from_config(config, options, mesh=mesh)
   return Evaluator.from_config(config, mesh=mesh)
+
+
+def build_evaluator(
+  config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None
+) -> Evaluator | ClassificationEvaluator | TranslationEvaluator | None:
+  """The evaluator for training: None if config.eval.every == 0, else `make_evaluator`."""
+  if eval_options(config)["every"] == 0:
+    return None
+  return make_evaluator(config, mesh)
 
 
 def is_better(value: float, best: float | None, mode: str) -> bool:
