@@ -184,6 +184,21 @@ OPTIM_FIELDS = {
   "lr_decay_start": Range(int, 0, note="0 = constant"),
   "lr_decay_end": Range(int, 0),
 }
+# Fields of the model section that several model families share.
+MODEL_FIELDS = {
+  "width": Range(int, 1),
+  "discriminator_width": Range(int, 1),
+  "z_dim": Range(int, 1),
+  "hidden_dim": Range(int, 1),
+  "bn_momentum": Range(float, 0, 1),
+  "minibatch_kernels": Range(int, 0, note="0 = off"),
+  "minibatch_kernel_dim": Range(int, 1),
+  "vbn_reference_size": Range(int, 0, note="0 = train.batch_size"),
+  "input_dropout": _FRACTION,
+  "hidden_dropout": _FRACTION,
+  "input_noise": Range(float, 0),
+  "hidden_noise": Range(float, 0),
+}
 OTHER_FIELDS = {
   "seed": Range(int, 0),
   "eval.every": Range(int, 0, note="0 = no evaluation during training"),
@@ -191,7 +206,8 @@ OTHER_FIELDS = {
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Checks the numeric fields of the train, optim and eval sections and the seed.
+  """Checks the numeric fields of the train and optim sections, the model's common ones,
+  eval.every and the seed.
 
   Raises:
     ConfigError: a value is out of range or of the wrong type; the message names the field
@@ -208,6 +224,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   for name, valid in TRAIN_FIELDS.items():
     if name in train:
       check(f"train.{name}", train[name], valid)
+  model = config.get("model") or {}
+  for name, valid in MODEL_FIELDS.items():
+    if name in model:
+      check(f"model.{name}", model[name], valid)
   for network, section in (config.get("optim") or {}).items():
     for name, valid in OPTIM_FIELDS.items():
       if name in section:

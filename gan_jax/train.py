@@ -22,6 +22,7 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -135,11 +136,14 @@ def write_config(workdir: str, config_dict: Mapping[str, Any], step: int) -> Non
   steps (each config trained the steps from its N to the next record's)."""
   text = json.dumps(config_dict, indent=2)
   history = os.path.join(workdir, "configs")
+  latest = os.path.join(workdir, "config.json")
+  if step and os.path.isfile(latest) and not os.path.isdir(history):
+    # A run from before the history was kept: its config.json is the only record of the
+    # config that trained the steps before this resume.
+    os.makedirs(history)
+    shutil.copyfile(latest, os.path.join(history, f"config_before_step{step:07d}.json"))
   os.makedirs(history, exist_ok=True)
-  for path in (
-    os.path.join(history, f"config_step{step:07d}.json"),
-    os.path.join(workdir, "config.json"),
-  ):
+  for path in (os.path.join(history, f"config_step{step:07d}.json"), latest):
     # Written whole and renamed, so a run killed while writing leaves the previous file.
     with open(path + ".tmp", "w", encoding="utf-8") as f:
       f.write(text)
@@ -237,6 +241,8 @@ def train_and_evaluate(
   is_main = jax.process_index() == 0
   config_dict = checkpoint_lib.config_to_dict(config)
 
+  # Built before anything is written, so that a bad eval section leaves the workdir untouched.
+  evaluator = evaluation.build_evaluator(config, spec.mesh)
   source = data_lib.load_source(config.data.to_dict(), seed)
   # Plain batches, or with data.num_labels > 0 the semi-supervised game's labelled and
   # unlabelled streams (gan_jax.data.semi_supervised documents the batch layout).
@@ -260,8 +266,6 @@ def train_and_evaluate(
   # The first examples of the training set (a game's data-dependent initialisation uses them).
   init_examples = min(spec.init_examples or spec.batch_size, len(source))
   init_batch = {"image": images_to_float(jnp.asarray(source[np.arange(init_examples)]["image"]))}
-  # Built before anything is written, so that a bad eval section leaves the workdir untouched.
-  evaluator = evaluation.build_evaluator(config, spec.mesh)
   checkpoints = checkpoint_lib.Checkpointer(
     os.path.join(workdir, "checkpoints"), keep=train_cfg.keep_checkpoints, config=config_dict
   )

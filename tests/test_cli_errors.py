@@ -69,8 +69,9 @@ def run_main(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
       ["--config=configs/dcgan.py:smoke", "--config.train.checkpoint_every=-1"],
       ["train.checkpoint_every", "expected an int >= 0"],
     ),
+    (["--config.train.stepz=5"], ["train.stepz", "did you mean train.steps?"]),
   ],
-  ids=["field", "section", "config_file", "preset", "objective", "period"],
+  ids=["field", "section", "config_file", "preset", "objective", "period", "default_config"],
 )
 def test_cli_bad_input_is_one_line(args, fragments, tmp_path):
   workdir = tmp_path / "run"
@@ -126,6 +127,8 @@ def _set(config, path, value):
     ("optim.generator.learning_rate", -1e-4, ["optim.generator.learning_rate", "a number >= 0"]),
     ("optim.discriminator.b1", 1.0, ["optim.discriminator.b1", "a number in [0, 1)"]),
     ("optim.generator.eps", -1.0, ["optim.generator.eps", "a number >= 0"]),
+    ("model.width", 0, ["model.width", "an int >= 1"]),
+    ("model.bn_momentum", 1.5, ["model.bn_momentum", "a number in [0, 1]"]),
     ("objective.name", "hing", ["unknown objective 'hing'", "valid names:"]),
     ("model.name", "resnet", ["unknown model 'resnet'", "model.name", "valid names:"]),
     ("stabilisers", "lenz", ["unknown stabiliser 'lenz'", "valid names: advas"]),
@@ -142,6 +145,13 @@ def test_bad_value_is_one_line_before_the_workdir(path, value, fragments, tmp_pa
   assert train_cli.run_training(config, str(workdir)) == 2
   assert_one_error(capsys.readouterr().err, *fragments)
   assert not workdir.exists()
+
+
+def test_bad_eval_section_is_one_line_before_the_workdir(tmp_path, capsys):
+  config = smoke_config("dcgan", eval__every=2, eval__metrics="fidd")
+  assert train_cli.run_training(config, str(tmp_path / "run")) == 2
+  assert_one_error(capsys.readouterr().err, "unknown metric 'fidd'", "eval.metrics", "fid, ")
+  assert not (tmp_path / "run").exists()
 
 
 def test_every_shipped_config_passes_the_checks():

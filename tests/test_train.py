@@ -311,3 +311,19 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_the_run_resumes(tmp_path):
     "config_step0000000.json",
     f"config_step{step:07d}.json",
   ]
+
+
+def test_config_json_of_a_run_without_history_is_kept(tmp_path):
+  """A resume of a run that has only config.json (written before configs/ was kept) keeps
+  that file as configs/config_before_step<N>.json."""
+  (tmp_path / "config.json").write_text(json.dumps({"train": {"steps": 3}}))
+  train.write_config(str(tmp_path), {"train": {"steps": 9}}, 3)
+  assert sorted(os.listdir(tmp_path / "configs")) == [
+    "config_before_step0000003.json",
+    "config_step0000003.json",
+  ]
+  kept = json.loads((tmp_path / "configs" / "config_before_step0000003.json").read_text())
+  assert kept == {"train": {"steps": 3}}
+  assert json.loads((tmp_path / "config.json").read_text()) == {"train": {"steps": 9}}
+  train.write_config(str(tmp_path), {"train": {"steps": 12}}, 9)
+  assert len(os.listdir(tmp_path / "configs")) == 3

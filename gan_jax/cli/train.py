@@ -32,6 +32,7 @@ from gan_jax import configs, train
 from gan_jax.cli import import_plugins
 from gan_jax.core.registry import ConfigError
 
+# Without --config: configs/<this>.py of the current folder (a checkout), else the shipped one.
 DEFAULT_CONFIG = "configs/wgan_gp_lens.py"
 TRACEBACK_ENV = "GAN_JAX_TRACEBACK"
 # What the library raises for a bad input (ConfigError is a ValueError; named for the reader).
@@ -53,11 +54,13 @@ flags.DEFINE_list(
   "Modules to import before the config is read (they register "
   "objectives, models, stabilisers, ...).",
 )
+# No default here: ml_collections would load it, with the overrides of the command line, when
+# this module is imported, where an error cannot be reported; `run` passes the default instead.
 config_flags.DEFINE_config_file(
   "config",
-  DEFAULT_CONFIG,
-  "Training config: a file (configs/<name>.py[:<arg>]) or, "
-  "installed, a config name (<name>[:<arg>]).",
+  None,
+  "Training config: a file (configs/<name>.py[:<arg>]) or, installed, a config name "
+  f"(<name>[:<arg>]); default: {DEFAULT_CONFIG}.",
   lock_config=True,
 )
 flags.mark_flags_as_required(["workdir"])
@@ -136,7 +139,7 @@ def unknown_override(argv: Sequence[str]) -> str | None:
   """The error of the first --config.<field> override that names no field of the config,
   with the closest field name, else None (also when the config cannot be loaded)."""
   # Loaded as ml_collections loads it: get_config(<arg>) of the file, the argument only if given.
-  file, *arg = (_config_value(argv) or DEFAULT_CONFIG).split(":", 1)
+  file, *arg = (_config_value(argv) or default_config()).split(":", 1)
   try:
     module_spec = importlib.util.spec_from_file_location("_gan_jax_config_check", file)
     module = importlib.util.module_from_spec(module_spec)
@@ -181,13 +184,19 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     fail(e, message=unknown_override(argv), argv=argv)
 
 
+def default_config() -> str:
+  """DEFAULT_CONFIG if the current folder has it, else the shipped file of the same config."""
+  if os.path.isfile(DEFAULT_CONFIG):
+    return DEFAULT_CONFIG
+  return configs.path(os.path.splitext(os.path.basename(DEFAULT_CONFIG))[0])
+
+
 def resolve_config_arg(argv: list[str]) -> list[str]:
-  """Rewrites --config=<name>[:<arg>] to the shipped config file when no such file exists;
-  without --config, names the shipped default when its file is not in the current folder."""
-  given = any(re.match(r"^--?config(=|$)", a) for a in argv)
-  if not given and not os.path.isfile(DEFAULT_CONFIG):
-    name = os.path.splitext(os.path.basename(DEFAULT_CONFIG))[0]
-    argv = [*argv, "--config=" + configs.path(name)]
+  """Adds --config=<default_config()> to a command line without --config, and rewrites
+  --config=<name>[:<arg>] to the shipped config file when no such file exists."""
+  if argv and not any(re.match(r"^--?config(=|$)", a) for a in argv):
+    # First, so that the overrides --config.<field> are defined before absl reads them.
+    argv = [argv[0], "--config=" + default_config(), *argv[1:]]
   out = []
   for a in argv:
     if a.startswith("--config="):
