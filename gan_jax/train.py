@@ -8,7 +8,9 @@ Outputs under `workdir`:
   samples/           PNG grids of G(z) for a fixed z, every `train.sample_every` steps.
   config.json        the config of the latest start or resume.
   configs/           config_step<N>.json: the config that a start (N = 0) or a resume from
-                     step N ran with, so it stays known which config trained which steps.
+                     step N ran with, so it stays known which config trained which steps
+                     (config_before_step<N>.json: the config.json of a run that had no
+                     history yet, resumed at step N).
 
 Every input is checked before anything is written: the config (`spec.build_spec`), the data
 source and the workdir; a bad one raises ConfigError, FileNotFoundError, ValueError or OSError
