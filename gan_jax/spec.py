@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import jax
 import ml_collections
+import numpy as np
 
 from gan_jax import (
   games,  # noqa: F401  (registers the game families)
@@ -75,6 +76,7 @@ def build_spec(
   Raises:
     ConfigError: a value is invalid; the message names the field and the valid choices.
   """
+  validate_config(config)
   train = read_section(config, "train")
   data = read_section(config, "data")
   if mesh is None:
@@ -84,8 +86,6 @@ def build_spec(
     raise ConfigError(
       f"train.batch_size={batch_size} is not divisible by the {mesh.size} devices of the mesh"
     )
-  if train["n_critic"] < 1:
-    raise ConfigError(f"train.n_critic must be >= 1, got {train['n_critic']}")
   image_shape = (data["image_size"], data["image_size"], data["channels"])
 
   builder = SpecBuilder(config=config, step=step, image_shape=image_shape, mesh=mesh)
@@ -109,6 +109,134 @@ def build_spec(
   )
   validate(spec)
   return spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+  """The valid values of a numeric config field.
+
+  Attributes:
+    kind: int (bools refused) or float (ints accepted).
+    low: the smallest valid value (inclusive), or None.
+    high: the bound above, or None.
+    high_open: `high` itself is invalid.
+    note: what a special value means, shown in the error (e.g. "0 = all").
+  """
+
+  kind: type
+  low: float | None = None
+  high: float | None = None
+  high_open: bool = False
+  note: str = ""
+
+  def describe(self) -> str:
+    what = "an int" if self.kind is int else "a number"
+    if self.low is not None and self.high is not None:
+      text = f"{what} in [{self.low}, {self.high}{')' if self.high_open else ']'}"
+    elif self.low is not None:
+      text = f"{what} >= {self.low}"
+    elif self.high is not None:
+      text = f"{what} {'<' if self.high_open else '<='} {self.high}"
+    else:
+      text = what
+    return text + (f" ({self.note})" if self.note else "")
+
+  def accepts(self, value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)):
+      return False
+    if self.kind is int and not isinstance(value, (int, np.integer)):
+      return False
+    # Comparisons with NaN are false, so a NaN passes: the training loop's non-finite check
+    # names the metric and step where it shows up.
+    too_low = self.low is not None and value < self.low
+    too_high = self.high is not None and (
+      value >= self.high if self.high_open else value > self.high
+    )
+    return not (too_low or too_high)
+
+
+_PERIOD = Range(int, 0, note="0 = only at the last step")
+_FRACTION = Range(float, 0, 1, high_open=True)
+
+# Numeric fields of the sections every run has; a field absent from a config is not checked.
+TRAIN_FIELDS = {
+  "steps": Range(int, 1),
+  "batch_size": Range(int, 1),
+  "n_critic": Range(int, 1),
+  "devices": Range(int, 0, note="0 = all"),
+  "log_every": _PERIOD,
+  "sample_every": _PERIOD,
+  "checkpoint_every": _PERIOD,
+  "num_samples": Range(int, 1),
+  "keep_checkpoints": Range(int, 1),
+  "prefetch": Range(int, 0),
+  "ema_decay": Range(float, 0, 1, high_open=True, note="0 = no EMA"),
+}
+# The fields of every optimiser section optim.<network>.
+OPTIM_FIELDS = {
+  "learning_rate": Range(float, 0),
+  "b1": _FRACTION,
+  "b2": _FRACTION,
+  "eps": Range(float, 0),
+  "eps_root": Range(float, 0),
+  "decay": _FRACTION,
+  "momentum": _FRACTION,
+  "lr_decay_start": Range(int, 0, note="0 = constant"),
+  "lr_decay_end": Range(int, 0),
+}
+# Fields of the model section that several model families share.
+MODEL_FIELDS = {
+  "width": Range(int, 1),
+  "discriminator_width": Range(int, 1),
+  "z_dim": Range(int, 1),
+  "hidden_dim": Range(int, 1),
+  "bn_momentum": Range(float, 0, 1),
+  "minibatch_kernels": Range(int, 0, note="0 = off"),
+  "minibatch_kernel_dim": Range(int, 1),
+  "vbn_reference_size": Range(int, 0, note="0 = train.batch_size"),
+  "input_dropout": _FRACTION,
+  "hidden_dropout": _FRACTION,
+  "input_noise": Range(float, 0),
+  "hidden_noise": Range(float, 0),
+}
+OTHER_FIELDS = {
+  "seed": Range(int, 0),
+  "eval.every": Range(int, 0, note="0 = no evaluation during training"),
+}
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Checks the numeric fields of the train and optim sections, the model's common ones,
+  eval.every and the seed.
+
+  Raises:
+    ConfigError: a value is out of range or of the wrong type; the message names the field
+      and its valid range.
+  """
+
+  def check(field: str, value, valid: Range) -> None:
+    if not valid.accepts(value):
+      raise ConfigError(
+        f"invalid value {value!r} for config field {field}; expected {valid.describe()}"
+      )
+
+  train = read_section(config, "train")
+  for name, valid in TRAIN_FIELDS.items():
+    if name in train:
+      check(f"train.{name}", train[name], valid)
+  model = config.get("model") or {}
+  for name, valid in MODEL_FIELDS.items():
+    if name in model:
+      check(f"model.{name}", model[name], valid)
+  for network, section in (config.get("optim") or {}).items():
+    for name, valid in OPTIM_FIELDS.items():
+      if name in section:
+        check(f"optim.{network}.{name}", section[name], valid)
+  for path, valid in OTHER_FIELDS.items():
+    section, _, name = path.rpartition(".")
+    holder = config.get(section) if section else config
+    if holder is not None and name in holder:
+      check(path, holder[name], valid)
 
 
 def validate(spec: RunSpec) -> None:

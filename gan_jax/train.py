@@ -6,14 +6,28 @@ Outputs under `workdir`:
   metrics.jsonl      one JSON object per log step.
   tensorboard/       TensorBoard event files (scalars and sample grids).
   samples/           PNG grids of G(z) for a fixed z, every `train.sample_every` steps.
-  config.json        the config of the run.
+  config.json        the config of the latest start or resume.
+  configs/           config_step<N>.json: the config that a start (N = 0) or a resume from
+                     step N ran with, so it stays known which config trained which steps
+                     (config_before_step<N>.json: the config.json of a run that had no
+                     history yet, resumed at step N).
+
+Every input is checked before anything is written: the config (`spec.build_spec`), the data
+source and the workdir; a bad one raises ConfigError, FileNotFoundError, ValueError or OSError
+naming the field or file. SIGINT and SIGTERM during training save a checkpoint at the current
+step and raise TrainingInterrupted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import shutil
+import signal
+import sys
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +52,104 @@ from gan_jax.periodic import PeriodicAction
 
 class NonFiniteError(FloatingPointError):
   """A loss or norm became NaN or Inf; training stopped before saving it."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+  """SIGINT or SIGTERM stopped training after a checkpoint of the current step was saved.
+
+  Attributes:
+    signum: the signal.
+    step: the last completed step (the checkpoint's).
+    exit_code: 128 + signum, the shell's code for a process the signal stopped.
+  """
+
+  def __init__(self, signum: int, step: int, checkpoint_dir: str):
+    self.signum, self.step = signum, step
+    self.exit_code = 128 + signum
+    super().__init__(
+      f"{signal.Signals(signum).name} at step {step}; checkpoint saved in {checkpoint_dir}, "
+      "the same command resumes from it"
+    )
+
+
+class StopRequests:
+  """While entered, SIGINT and SIGTERM only record a request to stop (`signum`), which the
+  training loop checks once per iteration; a second SIGINT raises KeyboardInterrupt at once.
+
+  The previous handlers are restored on exit. Outside the main thread, where Python cannot
+  install handlers, signals keep their handlers and `signum` stays None.
+  """
+
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self):
+    self.signum: int | None = None
+    self._previous: dict[int, Any] = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signum is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    if self.signum is None:
+      self.signum = signum
+      # Plain writes: a signal handler must not take the logging module's locks.
+      sys.stderr.write(
+        f"{signal.Signals(signum).name}: saving a checkpoint and stopping after this step "
+        "(SIGINT again aborts at once)\n"
+      )
+
+  def __enter__(self) -> StopRequests:
+    if threading.current_thread() is threading.main_thread():
+      for s in self.SIGNALS:
+        self._previous[s] = signal.signal(s, self._handle)
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    for s, handler in self._previous.items():
+      # None: the handler was not installed from Python; the default is the closest.
+      signal.signal(s, signal.SIG_DFL if handler is None else handler)
+    self._previous = {}
+
+
+def check_workdir(workdir: str) -> None:
+  """Checks that `workdir` is, or can be created as, a writable folder; creates nothing.
+
+  Raises:
+    NotADirectoryError: `workdir`, or the nearest existing folder above it, is a file.
+    PermissionError: that folder is not writable.
+  """
+  if "://" in workdir:  # a remote file system: nothing to check locally
+    return
+  path = os.path.abspath(workdir)
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    what = "is a file" if existing == path else f"cannot be created: {existing} is a file"
+    raise NotADirectoryError(f"workdir {workdir} {what}, not a folder")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    what = "is not writable" if existing == path else f"cannot be created in {existing}"
+    raise PermissionError(f"workdir {workdir} {what} (permission denied or read-only)")
+
+
+def write_config(workdir: str, config_dict: Mapping[str, Any], step: int) -> None:
+  """Writes the config a run starts (step 0) or resumes (step N) with: config.json, the
+  latest, and configs/config_step<N>.json, one per start, which record what trained which
+  steps (each config trained the steps from its N to the next record's)."""
+  text = json.dumps(config_dict, indent=2)
+  history = os.path.join(workdir, "configs")
+  latest = os.path.join(workdir, "config.json")
+  if step and os.path.isfile(latest) and not os.path.isdir(history):
+    # A run from before the history was kept: its config.json is the only record of the
+    # config that trained the steps before this resume.
+    os.makedirs(history)
+    shutil.copyfile(latest, os.path.join(history, f"config_before_step{step:07d}.json"))
+  os.makedirs(history, exist_ok=True)
+  for path in (os.path.join(history, f"config_step{step:07d}.json"), latest):
+    # Written whole and renamed, so a run killed while writing leaves the previous file.
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+      f.write(text)
+    os.replace(path + ".tmp", path)
 
 
 def compile_train_iteration(spec: spec_lib.RunSpec):
@@ -100,18 +212,39 @@ def check_finite(
     )
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir: str, handle_signals: bool = True
+) -> TrainState:
   """Trains the GAN of `config`, resuming from the latest checkpoint in `workdir`.
+
+  The config, the data and the workdir are checked before anything is written to `workdir`.
+
+  Args:
+    config: the run's config.
+    workdir: the folder of the run's outputs (created if needed).
+    handle_signals: during training, turn SIGINT and SIGTERM into a checkpoint at the current
+      step and TrainingInterrupted (in the main thread only).
 
   Returns:
     The final TrainState.
+
+  Raises:
+    ConfigError: an invalid config value, or a workdir whose checkpoints another config wrote.
+    FileNotFoundError: the dataset's files are missing.
+    ValueError: the dataset's files are corrupt or inconsistent.
+    OSError: the workdir cannot be written, or a data file cannot be read.
+    NonFiniteError: a loss or norm became NaN or Inf.
+    TrainingInterrupted: SIGINT or SIGTERM stopped training; a checkpoint was saved.
   """
   spec = spec_lib.build_spec(config)
+  check_workdir(workdir)
   train_cfg = config.train
   seed = config.seed
   is_main = jax.process_index() == 0
   config_dict = checkpoint_lib.config_to_dict(config)
 
+  # Built before anything is written, so that a bad eval section leaves the workdir untouched.
+  evaluator = evaluation.build_evaluator(config, spec.mesh)
   source = data_lib.load_source(config.data.to_dict(), seed)
   # Plain batches, or with data.num_labels > 0 the semi-supervised game's labelled and
   # unlabelled streams (gan_jax.data.semi_supervised documents the batch layout).
@@ -145,12 +278,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   else:
     state = init_state(spec, seed, init_batch)
   start = int(state.step)
-  if is_main:
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-      json.dump(config_dict, f, indent=2)
+  if start >= train_cfg.steps:
+    logging.info("the checkpoint is at step %d >= train.steps; nothing to train", start)
+  elif is_main:
+    write_config(workdir, config_dict, start)
 
-  evaluator = evaluation.build_evaluator(config, spec.mesh)
   best_checkpoints = None
   if evaluator is not None and evaluator.best_metric:
     best_checkpoints = checkpoint_lib.Checkpointer(
@@ -243,27 +375,35 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   data_iter = data_lib.iterate(
     batches, start, spec.batches_per_iteration, put, prefetch=train_cfg.prefetch
   )
-  try:
-    for step in range(start + 1, last + 1):
-      if spec.rebuild_at is not None and step - 1 >= spec.rebuild_at:
-        spec, step_fn, panels = compile_for(step - 1)
-        logging.info("step %d: the run's spec changed; recompiled", step - 1)
-      state, metrics = step_fn(state, next(data_iter))
-      # Checking the previous iteration's metrics while this one runs keeps the device busy.
-      check_pending()
-      pending = (step, metrics)
-      due = [a for a in actions if a.due(step)]
-      if any(a.name != "samples" for a in due):
+  stop = StopRequests() if handle_signals else None
+  # Entered around the clean-up too: a second SIGINT while a checkpoint is saved aborts.
+  with stop or contextlib.nullcontext():
+    try:
+      for step in range(start + 1, last + 1):
+        if spec.rebuild_at is not None and step - 1 >= spec.rebuild_at:
+          spec, step_fn, panels = compile_for(step - 1)
+          logging.info("step %d: the run's spec changed; recompiled", step - 1)
+        state, metrics = step_fn(state, next(data_iter))
+        # Checking the previous iteration's metrics while this one runs keeps the device busy.
         check_pending()
-      for action in due:
-        action(step)
-  finally:
-    data_iter.close()
-    for c in (checkpoints, best_checkpoints):
-      if c is not None:
-        c.wait()
-        c.close()
-    writer.close()
+        pending = (step, metrics)
+        due = [a for a in actions if a.due(step)]
+        if any(a.name != "samples" for a in due):
+          check_pending()
+        for action in due:
+          action(step)
+        if stop is not None and stop.signum is not None and step < last:
+          check_pending()
+          if last_good != step:
+            save_checkpoint(step)
+          raise TrainingInterrupted(stop.signum, step, checkpoints.directory)
+    finally:
+      data_iter.close()
+      for c in (checkpoints, best_checkpoints):
+        if c is not None:
+          c.wait()
+          c.close()
+      writer.close()
   return state
 
 

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -213,3 +214,116 @@ def test_evaluation_during_training_keeps_the_best_checkpoint(tmp_path, monkeypa
   assert logged == dict(evaluator.calls)
   best_step = max(evaluator.calls, key=lambda c: c[1])[0]
   assert os.listdir(tmp_path / "checkpoints_best") == [str(best_step)]
+
+
+def test_config_history_and_periods_of_zero(tmp_path):
+  """Periods of 0 act only at the last step; each start or resume records its config in
+  configs/, config.json is the latest, and a run with nothing to do or a bad input writes
+  nothing."""
+  config = smoke_config(
+    "dcgan", train__steps=3, train__log_every=0, train__sample_every=0, train__checkpoint_every=0
+  )
+  train.train_and_evaluate(config, str(tmp_path))
+  assert os.listdir(tmp_path / "checkpoints") == ["3"]
+  assert os.listdir(tmp_path / "samples") == ["step_0000003.png"]
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in records] == [3]
+
+  resumed = smoke_config("dcgan", train__steps=5)
+  train.train_and_evaluate(resumed, str(tmp_path))
+  history = sorted(os.listdir(tmp_path / "configs"))
+  assert history == ["config_step0000000.json", "config_step0000003.json"]
+  first, second = (json.loads((tmp_path / "configs" / h).read_text()) for h in history)
+  assert (first["train"]["steps"], second["train"]["steps"]) == (3, 5)
+  assert json.loads((tmp_path / "config.json").read_text()) == second
+
+  def snapshot():
+    return {p: os.path.getmtime(p) for p in glob.glob(str(tmp_path / "**"), recursive=True)}
+
+  before = snapshot()
+  bad = smoke_config("dcgan", train__steps=8)
+  bad.optim.generator.learning_rate = -1.0
+  with pytest.raises(ConfigError, match="optim.generator.learning_rate"):
+    train.train_and_evaluate(bad, str(tmp_path))
+  assert snapshot() == before
+  config_files = [p for p in before if "config" in os.path.basename(p)]
+  train.train_and_evaluate(resumed, str(tmp_path))  # at step 5 already: nothing to train
+  assert {p: os.path.getmtime(p) for p in config_files} == {p: before[p] for p in config_files}
+
+
+def test_sigint_and_sigterm_save_a_checkpoint_and_the_run_resumes(tmp_path):
+  """SIGINT (then SIGTERM on the resumed run) saves a checkpoint at the current step and
+  exits within seconds with 130 (143) and one line naming the step; the next run resumes
+  there."""
+  workdir = tmp_path / "run"
+  cmd = [
+    sys.executable,
+    os.path.join(ROOT, "main.py"),
+    "--config=configs/dcgan.py:smoke",
+    f"--workdir={workdir}",
+    "--config.train.steps=100000",
+    "--config.train.log_every=1",
+    "--config.train.sample_every=0",
+    "--config.train.checkpoint_every=1000",
+  ]
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+
+  def interrupt(sig, after_step):
+    """Runs the command until metrics.jsonl logs `after_step`, then sends `sig`."""
+    proc = subprocess.Popen(
+      cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+      deadline = time.time() + 120
+      metrics = workdir / "metrics.jsonl"
+      while time.time() < deadline:
+        lines = metrics.read_text().splitlines() if metrics.exists() else []
+        if lines and json.loads(lines[-1])["step"] >= after_step:
+          break
+        assert proc.poll() is None, "training process exited early"
+        time.sleep(0.05)
+      proc.send_signal(sig)
+      sent = time.time()
+      _, err = proc.communicate(timeout=60)
+      return proc.returncode, err, time.time() - sent
+    finally:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+  code, err, seconds = interrupt(signal.SIGINT, 2)
+  assert code == 130, err
+  assert seconds < 10
+  last = err.strip().splitlines()[-1]
+  match = re.fullmatch(r"interrupted: SIGINT at step (\d+); checkpoint saved in .*", last)
+  assert match, err
+  step = int(match.group(1))
+  assert step >= 2
+  assert str(step) in os.listdir(workdir / "checkpoints")
+
+  code, err, _ = interrupt(signal.SIGTERM, step + 2)
+  assert code == 143, err
+  assert f"resumed from step {step}" in err
+  match = re.search(r"interrupted: SIGTERM at step (\d+);", err.strip().splitlines()[-1])
+  assert match and int(match.group(1)) >= step + 2
+  assert match.group(1) in os.listdir(workdir / "checkpoints")
+  assert sorted(os.listdir(workdir / "configs")) == [
+    "config_step0000000.json",
+    f"config_step{step:07d}.json",
+  ]
+
+
+def test_config_json_of_a_run_without_history_is_kept(tmp_path):
+  """A resume of a run that has only config.json (written before configs/ was kept) keeps
+  that file as configs/config_before_step<N>.json."""
+  (tmp_path / "config.json").write_text(json.dumps({"train": {"steps": 3}}))
+  train.write_config(str(tmp_path), {"train": {"steps": 9}}, 3)
+  assert sorted(os.listdir(tmp_path / "configs")) == [
+    "config_before_step0000003.json",
+    "config_step0000003.json",
+  ]
+  kept = json.loads((tmp_path / "configs" / "config_before_step0000003.json").read_text())
+  assert kept == {"train": {"steps": 3}}
+  assert json.loads((tmp_path / "config.json").read_text()) == {"train": {"steps": 9}}
+  train.write_config(str(tmp_path), {"train": {"steps": 12}}, 9)
+  assert len(os.listdir(tmp_path / "configs")) == 3

@@ -4,23 +4,49 @@ r"""Trains a GAN: `python main.py` in a checkout, `gan-jax-train` when installed
   gan-jax-train --config=wgan_gp_lens:smoke --workdir=runs/smoke
   python main.py --config=configs/wgan_gp.py:cifar10 --workdir=runs/wgan_gp \
       --config.train.steps=100000 --plugins=my_objectives
+
+A bad input (config file, field, value, data file, workdir) ends the run before anything is
+written, with one line `error: ...` on stderr and exit code 2; --verbose (or the environment
+variable GAN_JAX_TRACEBACK=1) also prints the traceback. SIGINT or SIGTERM during training saves
+a checkpoint at the current step and exits with 130 or 143.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
 import logging
 import os
+import re
 import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
 
 import jax
+import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
 from gan_jax import configs, train
 from gan_jax.cli import import_plugins
+from gan_jax.core.registry import ConfigError
+
+# Without --config: configs/<this>.py of the current folder (a checkout), else the shipped one.
+DEFAULT_CONFIG = "configs/wgan_gp_lens.py"
+TRACEBACK_ENV = "GAN_JAX_TRACEBACK"
+# What the library raises for a bad input (ConfigError is a ValueError; named for the reader).
+INPUT_ERRORS = (ConfigError, FileNotFoundError, ValueError, OSError)
+# What loading a config file and its overrides can raise, besides absl's flags.Error.
+_CONFIG_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OSError, SyntaxError)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and samples.")
+flags.DEFINE_bool(
+  "verbose",
+  False,
+  f"On an error, print the full traceback before the one-line message (also: {TRACEBACK_ENV}=1).",
+)
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host).")
 flags.DEFINE_list(
   "plugins",
@@ -28,11 +54,13 @@ flags.DEFINE_list(
   "Modules to import before the config is read (they register "
   "objectives, models, stabilisers, ...).",
 )
+# No default here: ml_collections would load it, with the overrides of the command line, when
+# this module is imported, where an error cannot be reported; `run` passes the default instead.
 config_flags.DEFINE_config_file(
   "config",
-  "configs/wgan_gp_lens.py",
-  "Training config: a file (configs/<name>.py[:<arg>]) or, "
-  "installed, a config name (<name>[:<arg>]).",
+  None,
+  "Training config: a file (configs/<name>.py[:<arg>]) or, installed, a config name "
+  f"(<name>[:<arg>]); default: {DEFAULT_CONFIG}.",
   lock_config=True,
 )
 flags.mark_flags_as_required(["workdir"])
@@ -45,8 +73,130 @@ class _QuietLibraries(logging.Filter):
     return record.levelno >= logging.WARNING or "/orbax/" not in record.pathname
 
 
+def wants_traceback(argv: Sequence[str] = ()) -> bool:
+  """Whether errors show their traceback: --verbose (read from the command line `argv` while
+  flags are not parsed) or $GAN_JAX_TRACEBACK set to anything but "" or "0"."""
+  if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+    return True
+  if FLAGS.is_parsed():
+    return FLAGS.verbose
+  return any(re.fullmatch(r"--?verbose(=(true|t|1|yes))?", a, re.IGNORECASE) for a in argv)
+
+
+def one_line(error: BaseException | str) -> str:
+  """The first line of an error's message (the last line of a message that carries a
+  traceback, as ml_collections' errors in a config file do)."""
+  if not isinstance(error, BaseException):
+    return str(error)
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  if not lines:
+    return type(error).__name__
+  if any(line.startswith("Traceback (most recent call last)") for line in lines):
+    # The last line is the original error, "ValueError: ...".
+    return re.sub(r"^[\w.]+: ", "", lines[-1], count=1)
+  return lines[0]
+
+
+def report(
+  error: BaseException | str, message: str | None = None, argv: Sequence[str] = ()
+) -> None:
+  """Prints one line `error: <message, else the error's first line>` on stderr, after the
+  traceback of `error` when asked for (`wants_traceback(argv)`)."""
+  if isinstance(error, BaseException) and wants_traceback(argv):
+    traceback.print_exception(type(error), error, error.__traceback__)
+  print(f"error: {message or one_line(error)}", file=sys.stderr, flush=True)
+
+
+def fail(
+  error: BaseException | str,
+  code: int = 2,
+  message: str | None = None,
+  argv: Sequence[str] = (),
+) -> NoReturn:
+  """`report(error, message, argv)`, then exits with `code`."""
+  report(error, message, argv)
+  sys.exit(code)
+
+
+def _config_value(argv: Sequence[str]) -> str | None:
+  values = [a[len("--config=") :] for a in argv if a.startswith("--config=")]
+  return values[-1] if values else None
+
+
+def check_config_file(argv: Sequence[str]) -> str | None:
+  """The error of a --config=<file>[:<arg>] whose file does not exist, else None."""
+  value = _config_value(argv)
+  file = (value or "").partition(":")[0]
+  if value is None or os.path.isfile(file):
+    return None
+  return (
+    f"config file {file!r} not found; --config takes a file (configs/<name>.py[:<arg>]) or "
+    f"a shipped config's name: {', '.join(configs.names())}"
+  )
+
+
+def unknown_override(argv: Sequence[str]) -> str | None:
+  """The error of the first --config.<field> override that names no field of the config,
+  with the closest field name, else None (also when the config cannot be loaded)."""
+  # Loaded as ml_collections loads it: get_config(<arg>) of the file, the argument only if given.
+  file, *arg = (_config_value(argv) or default_config()).split(":", 1)
+  try:
+    module_spec = importlib.util.spec_from_file_location("_gan_jax_config_check", file)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    config = module.get_config(*arg)
+  except Exception:  # pylint: disable=broad-except
+    return None  # the error of the config file itself is reported instead
+  for a in argv:
+    match = re.match(r"^--?(?:no)?config\.([^=]+)", a)
+    if not match:
+      continue
+    parts = match.group(1).split(".")
+    node = config
+    for i, key in enumerate(parts):
+      if isinstance(node, (Mapping, ml_collections.ConfigDict)):
+        if key in node:
+          node = node[key]
+          continue
+        parent = ".".join(parts[:i])
+        fields = sorted(str(k) for k in node)
+        close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+        prefix = parent + "." if parent else ""
+        hint = (
+          f"did you mean {prefix}{close[0]}?"
+          if close
+          else f"fields of {parent or 'the config'}: {', '.join(fields)}"
+        )
+        return f"unknown config field {prefix}{key} in {a.split('=', 1)[0]}; {hint}"
+      return f"config field {'.'.join(parts[:i])} has no fields ({a.split('=', 1)[0]})"
+  return None
+
+
+def parse_flags(argv: Sequence[str]) -> list[str]:
+  """Parses the command line into FLAGS; a bad flag, config file or override ends the run
+  with `error: ...` (exit code 2). absl's own flags (--help, ...) behave as usual."""
+  problem = check_config_file(argv)
+  if problem:
+    fail(problem)
+  try:
+    return FLAGS(list(argv))
+  except (flags.Error, *_CONFIG_ERRORS) as e:
+    fail(e, message=unknown_override(argv), argv=argv)
+
+
+def default_config() -> str:
+  """DEFAULT_CONFIG if the current folder has it, else the shipped file of the same config."""
+  if os.path.isfile(DEFAULT_CONFIG):
+    return DEFAULT_CONFIG
+  return configs.path(os.path.splitext(os.path.basename(DEFAULT_CONFIG))[0])
+
+
 def resolve_config_arg(argv: list[str]) -> list[str]:
-  """Rewrites --config=<name>[:<arg>] to the shipped config file when no such file exists."""
+  """Adds --config=<default_config()> to a command line without --config, and rewrites
+  --config=<name>[:<arg>] to the shipped config file when no such file exists."""
+  if argv and not any(re.match(r"^--?config(=|$)", a) for a in argv):
+    # First, so that the overrides --config.<field> are defined before absl reads them.
+    argv = [argv[0], "--config=" + default_config(), *argv[1:]]
   out = []
   for a in argv:
     if a.startswith("--config="):
@@ -72,13 +222,40 @@ def _import_plugins(modules: str | list[str] | None) -> list[str]:
     sys.exit(2)
 
 
+def run_training(config: ml_collections.ConfigDict, workdir: str) -> int:
+  """`train.train_and_evaluate(config, workdir)` with its errors as one line on stderr.
+
+  Returns:
+    The exit code: 0 trained; 2 a bad input (`error: ...`); 1 a non-finite loss; 130 or 143
+    (128 + the signal) stopped by SIGINT or SIGTERM after a checkpoint was saved.
+  """
+  try:
+    train.train_and_evaluate(config, workdir)
+  except train.TrainingInterrupted as e:
+    print(f"interrupted: {e}", file=sys.stderr, flush=True)
+    return e.exit_code
+  except KeyboardInterrupt:
+    print("interrupted: aborted", file=sys.stderr, flush=True)
+    return 130
+  except train.NonFiniteError as e:
+    report(e)
+    return 1
+  except INPUT_ERRORS as e:
+    report(e)
+    return 2
+  return 0
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   for handler in logging.getLogger().handlers + logging.getLogger("absl").handlers:
     handler.addFilter(_QuietLibraries())
-  # A config may name plug-ins itself (top-level field `plugins`, a list or comma-separated).
-  named = _import_plugins(FLAGS.config.get("plugins"))
+  try:
+    # A config may name plug-ins itself (top-level field `plugins`, a list or comma-separated).
+    named = _import_plugins(FLAGS.config.get("plugins"))
+  except OSError as e:  # the config file could not be loaded (ml_collections defers the error)
+    fail(e)
   plugins = list(dict.fromkeys(named + _import_plugins(FLAGS.plugins)))
   if plugins != named:
     # Recorded in config.json, so that an evaluation or a resume of the run imports them too.
@@ -88,7 +265,7 @@ def main(argv):
       FLAGS.config.plugins = ",".join(plugins)
   if FLAGS.distributed:
     jax.distributed.initialize()
-  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  sys.exit(run_training(FLAGS.config, FLAGS.workdir))
 
 
 def run():
@@ -97,4 +274,4 @@ def run():
   for a in sys.argv:
     if a.startswith("--plugins="):
       _import_plugins(a.split("=", 1)[1])
-  app.run(main, argv=resolve_config_arg(sys.argv))
+  app.run(main, argv=resolve_config_arg(sys.argv), flags_parser=parse_flags)

@@ -14,6 +14,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from gan_jax.core.registry import ConfigError
+
 DATA_AXIS = "data"
 
 
@@ -22,7 +24,7 @@ def make_mesh(num_devices: int = 0) -> Mesh:
   devices = jax.devices()
   if num_devices:
     if num_devices > len(devices):
-      raise ValueError(f"train.devices={num_devices} but only {len(devices)} devices exist")
+      raise ConfigError(f"train.devices={num_devices} but only {len(devices)} devices exist")
     devices = devices[:num_devices]
   return Mesh(np.asarray(devices), (DATA_AXIS,))
 

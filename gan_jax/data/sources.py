@@ -12,6 +12,7 @@ import difflib
 import gzip
 import os
 import struct
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -268,10 +269,18 @@ def read_idx(path: str) -> np.ndarray:
   Returns:
     The array with the shape in the file's header, e.g. uint8 (N, 28, 28) for images and
     uint8 (N,) for labels, in native byte order.
+
+  Raises:
+    ValueError: the file is not an IDX file, or is truncated or corrupt; the message names it.
   """
   opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rb") as f:
-    data = f.read()
+  try:
+    with opener(path, "rb") as f:
+      data = f.read()
+  except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+    # gzip's messages ("Compressed file ended before the end-of-stream marker was reached")
+    # do not name the file.
+    raise ValueError(f"{path}: the gzip file is truncated or corrupt ({e})") from e
   if len(data) < 4:
     raise ValueError(f"{path} is not an IDX file (only {len(data)} bytes)")
   zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
@@ -442,7 +451,8 @@ def folder_source(cfg: Mapping[str, Any]) -> Source:
     try:
       with Image.open(files[i]) as im:
         return np.asarray(im.convert(pil_mode)), None
-    except OSError as e:
+    # PIL reports some broken files as SyntaxError or ValueError (bad chunks, bad headers).
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
       raise OSError(f"cannot read image {files[i]}: {e}") from e
 
   source = LazySource(
