@@ -386,10 +386,20 @@ def test_translation_metrics_match_a_hand_computation():
   evaluator = TranslationEvaluator(
     inputs, labels, judges, {"x": "classifier", "y": "classifier"}, reference
   )
-  assert evaluator.baseline == {
+  baseline = dict(evaluator.baseline)
+  # The judges read brightness only, so untranslated images keep every label.
+  assert {k: v for k, v in baseline.items() if "fid" not in k} == {
     "eval/classifier_accuracy_x": 1.0,
     "eval/classifier_accuracy_y": 1.0,
+    "eval/label_preservation_xy_untranslated": 1.0,
+    "eval/label_preservation_yx_untranslated": 1.0,
   }
+  for s, t in (("x", "y"), ("y", "x")):
+    stats = frechet.gaussian_stats(judges[t](inputs[s])["features"])
+    expected = frechet.frechet_distance(
+      stats.mu, stats.sigma, reference[t]["mu"], reference[t]["sigma"]
+    )
+    np.testing.assert_allclose(baseline[f"eval/classifier_fid_{t}_untranslated"], expected)
 
   # G keeps every label; F moves each label up by one (9 stays 9, it saturates).
   def g(images):

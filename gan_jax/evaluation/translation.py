@@ -19,9 +19,13 @@ direction S -> T (the test images of S translated into T), with T's judge:
                                     the translated images and T's real images.
     eval/classifier_accuracy_<t>    the classifier's accuracy on T's own test images (a
                                     ceiling for the label preservation into T).
+    eval/label_preservation_<s><t>_untranslated, eval/classifier_fid_<t>_untranslated
+                                    the same two metrics of S's test images as they are (the
+                                    identity as a translation; when both domains have one
+                                    image shape): what a translation must beat.
   no classifier (photos, paintings):
     eval/fid_<t>                    Inception FID of the translated images against T's real
-                                    images.
+                                    images (and eval/fid_<t>_untranslated, of S's images).
   eval/translated_<s><t>            the number of images translated.
 
 Inputs: the test split of S, all of it or a fixed subset of eval.num_samples images (the same
@@ -86,6 +90,8 @@ class TranslationEvaluator:
     self.inputs, self.labels = dict(inputs), dict(labels)
     self.judges, self.kinds, self.reference = dict(judges), dict(kinds), dict(reference)
     self.best_metric, self.best_mode = best_metric, best_mode
+    # Constants of the data and judges, reported with every evaluation: what a perfect
+    # translation could reach and what no translation at all (the identity) scores.
     self.baseline: dict[str, float] = {}
     for v in DOMAINS:
       if self.kinds[v] == "classifier" and self.labels[v] is not None:
@@ -93,6 +99,27 @@ class TranslationEvaluator:
         self.baseline[f"eval/classifier_accuracy_{v}"] = float(
           np.mean(logits.argmax(-1) == self.labels[v])
         )
+    for s in DOMAINS:
+      t = _OTHER[s]
+      if self.inputs[s].shape[1:] != self.inputs[t].shape[1:]:
+        continue
+      out = self.judges[t](self.inputs[s])
+      fid = self._fid(t, out["features"])
+      if self.kinds[t] == "classifier":
+        self.baseline[f"eval/classifier_fid_{t}_untranslated"] = fid
+        if self.labels[s] is not None:
+          predicted = out["logits"][:, 0].argmax(-1)
+          self.baseline[f"eval/label_preservation_{_direction(s, t)}_untranslated"] = float(
+            np.mean(predicted == self.labels[s])
+          )
+      else:
+        self.baseline[f"eval/fid_{t}_untranslated"] = fid
+
+  def _fid(self, t: str, features: np.ndarray) -> float:
+    """Fréchet distance of `features` (N, D) to domain t's real images, in t's judge."""
+    stats = frechet.gaussian_stats(features, mesh=self.judges[t].mesh)
+    ref = self.reference[t]
+    return float(frechet.frechet_distance(stats.mu, stats.sigma, ref["mu"], ref["sigma"]))
 
   def outputs(self) -> dict[str, str]:
     """{metric name: "min" or "max"} of what __call__ returns."""
@@ -183,9 +210,7 @@ class TranslationEvaluator:
           f"the translation into {t} returned {translated.shape} for {len(self.inputs[s])} images"
         )
       out = self.judges[t](to_uint8(translated))
-      ref = self.reference[t]
-      stats = frechet.gaussian_stats(out["features"], mesh=self.judges[t].mesh)
-      fid = frechet.frechet_distance(stats.mu, stats.sigma, ref["mu"], ref["sigma"])
+      fid = self._fid(t, out["features"])
       d = _direction(s, t)
       results[f"eval/translated_{d}"] = float(len(translated))
       if self.kinds[t] == "classifier":
