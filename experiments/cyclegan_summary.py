@@ -91,6 +91,22 @@ def tables(runs: list[dict], bench: dict | None) -> str:
     lines.append(
       f"| {variant} | {seeds} | " + " | ".join(cells) + f" | {ms.mean():.0f} ± {ms.std():.0f} |"
     )
+  # Constants of the data and the judges (the same in every run that reports them).
+  baseline = next(
+    (r["last"] for r in runs if any(k.endswith("_untranslated") for k in r["last"])), {}
+  )
+  if baseline:
+    lines += ["", "Baselines (the same test images and judges in every run):", ""]
+    for key, label in (
+      ("eval/classifier_accuracy_y", "MNIST classifier on MNIST test images"),
+      ("eval/classifier_accuracy_x", "digits classifier on digits test images"),
+      ("eval/label_preservation_xy_untranslated", "labels kept by no translation, X→Y"),
+      ("eval/label_preservation_yx_untranslated", "labels kept by no translation, Y→X"),
+      ("eval/classifier_fid_y_untranslated", "classifier FID of untranslated x vs Y"),
+      ("eval/classifier_fid_x_untranslated", "classifier FID of untranslated y vs X"),
+    ):
+      if key in baseline:
+        lines.append(f"- {label}: {baseline[key]:.3f}")
   if bench:
     s = bench["settings"]
     lines += [
