@@ -1,0 +1,114 @@
+"""Logs of resumed runs, the sample CLI, the evaluation CLI's defaults and errors, and the
+labelled sample grids."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import struct
+
+import numpy as np
+
+from gan_jax import train, writers
+from tests.utils import smoke_config
+
+
+def _records(workdir) -> list[dict]:
+  with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
+    return [json.loads(line) for line in f]
+
+
+def _events(path: str) -> list:
+  """The Event protos of a TensorBoard event file (TFRecord: length, crc, data, crc)."""
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+
+  events = []
+  with open(path, "rb") as f:
+    while header := f.read(12):
+      (length,) = struct.unpack("<Q", header[:8])
+      event = event_pb2.Event()
+      event.ParseFromString(f.read(length))
+      f.read(4)
+      events.append(event)
+  return events
+
+
+def _tensorboard_scalars(logdir: str, tag: str) -> list[int]:
+  """The steps of `tag` that TensorBoard shows: files in name order, and a SessionLog START
+  at step s hides the earlier events at steps >= s (as TensorBoard's event loader does)."""
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+
+  steps: list[int] = []
+  for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
+    for event in _events(path):
+      if event.session_log.status == event_pb2.SessionLog.START:
+        steps = [s for s in steps if s < event.step]
+      if event.HasField("summary"):
+        steps += [event.step for v in event.summary.value if v.tag == tag]
+  return steps
+
+
+# ----------------------------------------------------------------------------- resumed logs
+
+
+def test_jsonl_truncation_keeps_steps_up_to_the_checkpoint(tmp_path):
+  path = str(tmp_path / "metrics.jsonl")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("".join(json.dumps({"step": s, "x": s}) + "\n" for s in (1, 2, 3, 4)))
+    f.write('{"step": 5, "x"')  # cut off by a kill
+  assert writers.truncate_jsonl(path, 2) == 3
+  assert [r["step"] for r in _records(tmp_path)] == [1, 2]
+  assert writers.truncate_jsonl(path, 2) == 0
+  assert writers.truncate_jsonl(str(tmp_path / "none.jsonl"), 0) == 0
+
+
+def test_resume_logs_each_step_once_with_the_uninterrupted_values(tmp_path):
+  """A run checkpointed at step 3 that logged up to step 8 before it lost its later
+  checkpoints is resumed: steps 4-8 are logged once, with the values of an uninterrupted
+  run, and the first line after the resume averages step 4 alone."""
+  per_step = smoke_config(
+    "dcgan", train__steps=8, train__log_every=1, train__sample_every=0, train__checkpoint_every=0
+  )
+  train.train_and_evaluate(per_step, str(tmp_path / "full"))
+  full = {r["step"]: r for r in _records(tmp_path / "full")}
+
+  workdir = tmp_path / "split"
+  config = smoke_config(
+    "dcgan",
+    train__steps=8,
+    train__log_every=2,
+    train__sample_every=0,
+    train__checkpoint_every=3,
+    train__keep_checkpoints=5,
+  )
+  train.train_and_evaluate(config, str(workdir))
+  assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [3, 6, 8]
+  # As if the run had been killed after logging step 8 but before its checkpoints at 6 and 8
+  # were complete, while it wrote the next line.
+  for step in ("6", "8"):
+    shutil.rmtree(workdir / "checkpoints" / step)
+  before = _records(workdir)
+  with open(workdir / "metrics.jsonl", "a", encoding="utf-8") as f:
+    f.write('{"step": 9, "d/lo')
+  state = train.train_and_evaluate(config, str(workdir))
+  assert int(state.step) == 8
+
+  records = _records(workdir)
+  assert [r["step"] for r in records] == [2, 4, 6, 8]
+  assert records[0] == before[0]  # step 2, before the checkpoint: kept as it was
+  for record in records:
+    step = record["step"]
+    # Steps since the previous log line; after the resume from step 3, step 4 alone.
+    window = [4] if step == 4 else [step - 1, step]
+    for key, value in record.items():
+      if key in ("step", "perf/steps_per_sec"):
+        continue
+      # The float32 mean of the logged float32 values, as the trainer computes it: bit-exact.
+      expected = np.mean(np.asarray([full[s][key] for s in window], np.float32))
+      assert value == float(expected), (step, key)
+
+  logdir = str(workdir / "tensorboard")
+  assert len(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))) == 2
+  assert _tensorboard_scalars(logdir, "d/loss") == [2, 4, 6, 8]
