@@ -129,7 +129,7 @@ class TensorBoardWriter(MetricWriter):
     self._writer.close()
 
 
-def _format_duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
   if not math.isfinite(seconds):
     return "?"
   seconds = int(seconds)
@@ -153,7 +153,7 @@ class ConsoleWriter(MetricWriter):
     print(
       f"step {step}/{self.total_steps} | "
       + " ".join(shown)
-      + f" | {rate:.2f} it/s | ETA {_format_duration(eta)}",
+      + f" | {rate:.2f} it/s | ETA {format_duration(eta)}",
       file=self.stream,
       flush=True,
     )

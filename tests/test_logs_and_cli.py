@@ -10,8 +10,13 @@ import shutil
 import struct
 
 import numpy as np
+import pytest
 
-from gan_jax import train, writers
+from gan_jax import checkpoint as checkpoint_lib
+from gan_jax import images as images_lib
+from gan_jax import sampling, train, writers
+from gan_jax import spec as spec_lib
+from gan_jax.cli import evaluate, sample
 from tests.utils import smoke_config
 
 
@@ -112,3 +117,67 @@ def test_resume_logs_each_step_once_with_the_uninterrupted_values(tmp_path):
   logdir = str(workdir / "tensorboard")
   assert len(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))) == 2
   assert _tensorboard_scalars(logdir, "d/loss") == [2, 4, 6, 8]
+
+
+# ----------------------------------------------------------------------------- sample CLI
+
+
+def test_sample_cli_exports_npz_grid_and_folder(tmp_path, capsys):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  config = smoke_config("dcgan", train__steps=2)
+  workdir = str(tmp_path / "run")
+  state = train.train_and_evaluate(config, workdir)
+  out = str(tmp_path / "samples.npz")
+  sample.cli(["sample", f"--workdir={workdir}", "--num=10", f"--out={out}"])
+  record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert record == {"workdir": workdir, "checkpoint": "latest", "step": 2, "num": 10, "out": out}
+  with np.load(out) as f:
+    images = f["images"]
+  assert images.dtype == np.uint8 and images.shape == (10, 16, 16, 1)
+  # The evaluation's fixed noise: the images `evaluate --workdir` scores.
+  spec = spec_lib.build_spec(config)
+  expected = images_lib.to_uint8(sampling.make_sample_fn(spec, state, config.seed)(10))
+  np.testing.assert_array_equal(images, expected)
+  assert len(evaluate.load_images(out)) == 10
+
+  grid = str(tmp_path / "grid.png")
+  sample.cli(["sample", f"--workdir={workdir}", "--num=9", f"--out={grid}"])
+  with Image.open(grid) as im:
+    assert im.size == (3 * 18 + 2, 3 * 18 + 2)
+  folder = tmp_path / "pngs"
+  sample.cli(["sample", f"--workdir={workdir}", "--num=3", f"--out={folder}", "--seed=5"])
+  assert sorted(os.listdir(folder)) == ["0000000.png", "0000001.png", "0000002.png"]
+
+
+def test_sample_cli_semi_supervised_exports_g_samples(tmp_path, capsys):
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(smoke_config("semi_supervised", train__steps=2), workdir)
+  out = str(tmp_path / "samples.npz")
+  sample.cli(["sample", f"--workdir={workdir}", "--num=5", f"--out={out}"])
+  assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 2
+  with np.load(out) as f:
+    assert f["images"].shape[0] == 5 and f["images"].dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+  "args,fragment",
+  [
+    (["--num=10"], "--workdir=RUN and --out="),
+    (["--workdir={run}", "--out={out}", "--num=0"], "at least one image"),
+    (["--workdir={empty}", "--out={out}"], "config.json"),
+    (["--workdir={cyclegan}", "--out={out}"], "translation run (game 'cyclegan')"),
+  ],
+)
+def test_sample_cli_errors_are_one_line(args, fragment, tmp_path, capsys):
+  cyclegan = tmp_path / "cyclegan"
+  cyclegan.mkdir()
+  config = checkpoint_lib.config_to_dict(smoke_config("cyclegan"))
+  (cyclegan / "config.json").write_text(json.dumps(config), encoding="utf-8")
+  paths = dict(run=cyclegan, empty=tmp_path, cyclegan=cyclegan, out=tmp_path / "s.npz")
+  with pytest.raises(SystemExit) as e:
+    sample.cli(["sample", *(a.format(**paths) for a in args)])
+  assert e.value.code == 2
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
+  assert not (tmp_path / "s.npz").exists()
