@@ -7,7 +7,8 @@ Outputs under `workdir`:
                      after step N (written after that checkpoint by the interrupted run).
   tensorboard/       TensorBoard event files (scalars and sample grids); a resumed run's file
                      starts with a marker that hides the earlier files' steps after N.
-  samples/           PNG grids of G(z) for a fixed z, every `train.sample_every` steps.
+  samples/           PNG grids of G(z) for a fixed z, every `train.sample_every` steps, each
+                     panel under its name (e.g. real, lensed, generated).
   config.json        the config of the latest start or resume.
   configs/           config_step<N>.json: the config that a start (N = 0) or a resume from
                      step N ran with, so it stays known which config trained which steps
@@ -353,7 +354,8 @@ def train_and_evaluate(
       grids = {k: images_lib.make_grid(v) for k, v in images.items()}
       images_lib.save_png(
         os.path.join(workdir, "samples", f"step_{step:07d}.png"),
-        images_lib.side_by_side(list(grids.values())),
+        # Each panel named (e.g. real | lensed | generated); TensorBoard names them by tag.
+        images_lib.side_by_side(list(grids.values()), labels=list(grids)),
       )
       writer.write_images(step, {f"samples/{k}": v for k, v in grids.items()})
 

@@ -181,3 +181,43 @@ def test_sample_cli_errors_are_one_line(args, fragment, tmp_path, capsys):
   lines = capsys.readouterr().err.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
   assert not (tmp_path / "s.npz").exists()
+
+
+# ----------------------------------------------------------------------------- sample grids
+
+
+def test_side_by_side_labels_each_panel():
+  grey = np.full((20, 30, 1), 128, np.uint8)
+  colour = np.full((24, 40, 3), 64, np.uint8)
+  plain = images_lib.side_by_side([grey, colour])
+  top = images_lib.header_height()
+  labelled = images_lib.side_by_side([grey, colour], labels=["real", "generated"])
+  assert top > 0 and labelled.shape == (plain.shape[0] + top, plain.shape[1], 3)
+  np.testing.assert_array_equal(labelled[top:], plain)
+  for left, width, name in ((0, 30, "real"), (38, 40, "generated")):
+    header = labelled[:top, left : left + width]
+    assert (header < 255).any(), name  # text was drawn
+    np.testing.assert_array_equal(header[..., 0], images_lib._label(name, width, top))  # pylint: disable=protected-access
+  other = images_lib.side_by_side([grey, colour], labels=["x", "y_to_x"])
+  assert (other[:top] != labelled[:top]).any()
+  with pytest.raises(ValueError, match="1 labels for 2 panels"):
+    images_lib.side_by_side([grey, colour], labels=["real"])
+
+
+def test_trainer_sample_grids_name_their_panels(tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  config = smoke_config("dcgan_lens", train__steps=2, train__sample_every=0)
+  train.train_and_evaluate(config, str(tmp_path))
+  with Image.open(tmp_path / "samples" / "step_0000002.png") as im:
+    png = np.asarray(im.convert("RGB"))
+  top, gap, names = images_lib.header_height(), 8, ["real", "lensed", "generated"]
+  grid = images_lib.make_grid(np.zeros((config.train.num_samples, 16, 16, 1), np.uint8))
+  assert png.shape[0] == grid.shape[0] + top
+  assert png.shape[1] == len(names) * grid.shape[1] + gap * (len(names) - 1)
+  for i, name in enumerate(names):
+    left = i * (grid.shape[1] + gap)
+    header = png[:top, left : left + grid.shape[1], 0]
+    label = images_lib._label(name, grid.shape[1], top)  # pylint: disable=protected-access
+    assert (header < 255).any()
+    np.testing.assert_array_equal(header, label)
