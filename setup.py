@@ -13,6 +13,7 @@ setup(
     "console_scripts": [
       "gan-jax-train=gan_jax.cli.train:run",
       "gan-jax-evaluate=gan_jax.cli.evaluate:run",
+      "gan-jax-sample=gan_jax.cli.sample:run",
     ]
   },
   install_requires=[

@@ -1,9 +1,10 @@
-"""Image conversions (uint8 <-> [-1, 1]), grids and PNG files."""
+"""Image conversions (uint8 <-> [-1, 1]), grids, labelled panels and PNG files."""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -54,15 +55,52 @@ def save_png(path: str, image: np.ndarray) -> None:
   Image.fromarray(image[:, :, 0] if image.shape[-1] == 1 else image).save(path)
 
 
-def side_by_side(images: list[np.ndarray], gap: int = 8) -> np.ndarray:
-  """Places (H_i, W_i, C) uint8 images left to right on a white canvas, tops aligned."""
+def side_by_side(
+  images: list[np.ndarray], gap: int = 8, labels: Sequence[str] | None = None
+) -> np.ndarray:
+  """Places (H_i, W_i, C) uint8 images left to right on a white canvas, tops aligned.
+
+  Args:
+    images: the panels.
+    gap: white columns between panels.
+    labels: a name per panel, written in black with PIL's default font in a header row of
+      `header_height()` pixels above it (cut to the panel's width); None: no header.
+  """
   channels = max(im.shape[-1] for im in images)
   images = [np.repeat(im, channels // im.shape[-1], axis=-1) for im in images]
   height = max(im.shape[0] for im in images)
   width = sum(im.shape[1] for im in images) + gap * (len(images) - 1)
-  canvas = np.full((height, width, channels), 255, np.uint8)
+  top = 0 if labels is None else header_height()
+  canvas = np.full((top + height, width, channels), 255, np.uint8)
+  if labels is not None and len(labels) != len(images):
+    raise ValueError(f"{len(labels)} labels for {len(images)} panels")
   left = 0
-  for im in images:
-    canvas[: im.shape[0], left : left + im.shape[1]] = im
+  for i, im in enumerate(images):
+    canvas[top : top + im.shape[0], left : left + im.shape[1]] = im
+    if labels is not None:
+      canvas[:top, left : left + im.shape[1]] = _label(labels[i], im.shape[1], top)[..., None]
     left += im.shape[1] + gap
   return canvas
+
+
+def _font():
+  from PIL import ImageFont  # pylint: disable=g-import-not-at-top
+
+  return ImageFont.load_default()
+
+
+def header_height() -> int:
+  """Pixels of the header row that `side_by_side(..., labels=...)` adds: a line of PIL's
+  default font and a margin of 2 pixels above and below."""
+  return _font().getbbox("Ag|")[3] + 4
+
+
+def _label(text: str, width: int, height: int) -> np.ndarray:
+  """`text` in black on white, centred in a (height, width) uint8 image (cut if wider)."""
+  from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
+
+  font = _font()
+  image = Image.new("L", (width, height), 255)
+  text_width = font.getbbox(text)[2]
+  ImageDraw.Draw(image).text((max(0, (width - text_width) // 2), 2), text, fill=0, font=font)
+  return np.asarray(image)

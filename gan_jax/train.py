@@ -3,9 +3,12 @@
 Outputs under `workdir`:
   checkpoints/       orbax checkpoints (latest `train.keep_checkpoints`), resumed automatically.
   checkpoints_best/  the checkpoint with the best `eval.best_metric` so far (with eval.every).
-  metrics.jsonl      one JSON object per log step.
-  tensorboard/       TensorBoard event files (scalars and sample grids).
-  samples/           PNG grids of G(z) for a fixed z, every `train.sample_every` steps.
+  metrics.jsonl      one JSON object per log step; a resume from step N first drops the lines
+                     after step N (written after that checkpoint by the interrupted run).
+  tensorboard/       TensorBoard event files (scalars and sample grids); a resumed run's file
+                     starts with a marker that hides the earlier files' steps after N.
+  samples/           PNG grids of G(z) for a fixed z, every `train.sample_every` steps, each
+                     panel under its name (e.g. real, lensed, generated).
   config.json        the config of the latest start or resume.
   configs/           config_step<N>.json: the config that a start (N = 0) or a resume from
                      step N ran with, so it stays known which config trained which steps
@@ -295,8 +298,9 @@ def train_and_evaluate(
   writer = writers_lib.MultiWriter(
     [
       writers_lib.ConsoleWriter(train_cfg.steps),
-      writers_lib.JsonlWriter(os.path.join(workdir, "metrics.jsonl")),
-      writers_lib.TensorBoardWriter(os.path.join(workdir, "tensorboard")),
+      # Both drop (or hide) what an interrupted run logged after the checkpoint at `start`.
+      writers_lib.JsonlWriter(os.path.join(workdir, "metrics.jsonl"), start=start),
+      writers_lib.TensorBoardWriter(os.path.join(workdir, "tensorboard"), start=start),
     ]
     if is_main
     else []
@@ -323,6 +327,9 @@ def train_and_evaluate(
   # compiled core, reused by every evaluation.
   needs = getattr(evaluator, "needs", "samples")
   compiled = sampling.make_compiled(needs, spec) if evaluator is not None else None
+  # Metrics of the steps since the last log line; it starts empty, so the first line after a
+  # resume from step N averages the steps after N only (fewer than train.log_every when N is
+  # not a multiple of it).
   history: list[Mapping[str, np.ndarray]] = []
   rate = writers_lib.RateMeter(start)
   pending = None  # (step, device metrics) of the last iteration, checked one step late
@@ -347,7 +354,8 @@ def train_and_evaluate(
       grids = {k: images_lib.make_grid(v) for k, v in images.items()}
       images_lib.save_png(
         os.path.join(workdir, "samples", f"step_{step:07d}.png"),
-        images_lib.side_by_side(list(grids.values())),
+        # Each panel named (e.g. real | lensed | generated); TensorBoard names them by tag.
+        images_lib.side_by_side(list(grids.values()), labels=list(grids)),
       )
       writer.write_images(step, {f"samples/{k}": v for k, v in grids.items()})
 

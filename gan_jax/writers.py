@@ -6,6 +6,7 @@ import TensorFlow, which training on local data must not need).
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -14,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from absl import logging
 
 
 class MetricWriter:
@@ -32,15 +34,54 @@ class MetricWriter:
     self.flush()
 
 
+def truncate_jsonl(path: str, last_step: int) -> int:
+  """Drops the lines of a metrics.jsonl file whose step is after `last_step`, and lines cut
+  off or unreadable, keeping the others in order; the file is rewritten whole and renamed.
+
+  A run resumed from the checkpoint at step N repeats the steps after N, whose lines the
+  interrupted run may have written: without this they would appear twice.
+
+  Args:
+    path: the file (nothing happens if it does not exist).
+    last_step: the last step to keep.
+
+  Returns:
+    The number of lines dropped.
+  """
+  if not os.path.isfile(path):
+    return 0
+  with open(path, encoding="utf-8") as f:
+    lines = f.read().splitlines(keepends=True)
+  kept = []
+  for line in lines:
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError:
+      continue  # cut off by a killed run: the next appended line would be glued to it
+    if line.endswith("\n") and isinstance(record, dict) and record.get("step", 0) <= last_step:
+      kept.append(line)
+  if len(kept) < len(lines):
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+      f.writelines(kept)
+    os.replace(path + ".tmp", path)
+  return len(lines) - len(kept)
+
+
 class JsonlWriter(MetricWriter):
   """Appends one JSON object per write to `path`: {"step": t, "<metric>": value, ...}.
 
   Line-buffered, so every written line is on disk at once: a killed run keeps all the metrics
-  it logged, and its resumed run appends to them.
+  it logged. A run resumed from step N passes `start=N`: the lines after step N, which the
+  interrupted run wrote after its last checkpoint, are dropped before new ones are appended,
+  so each step appears once.
   """
 
-  def __init__(self, path: str):
+  def __init__(self, path: str, start: int | None = None):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    if start is not None:
+      dropped = truncate_jsonl(path, start)
+      if dropped:
+        logging.info("%s: dropped %d lines after step %d (before the resume)", path, dropped, start)
     self._file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed in close())
 
   def write_scalars(self, step, scalars):
@@ -56,12 +97,22 @@ class JsonlWriter(MetricWriter):
 
 
 class TensorBoardWriter(MetricWriter):
-  """TensorBoard event files in `logdir` (scalars and (H, W, C) uint8 images)."""
+  """TensorBoard event files in `logdir` (scalars and (H, W, C) uint8 images).
 
-  def __init__(self, logdir: str):
+  A run resumed from step N passes `start=N`. If `logdir` already has event files, the new
+  file begins with a restart marker at step N + 1 (tensorboardX's `purge_step`: a SessionLog
+  START event), on which TensorBoard hides the events of earlier files at steps >= N + 1, so
+  the steps the interrupted run logged after its last checkpoint are not shown twice. The
+  older files are left as they are: other readers of the event files see both.
+  """
+
+  def __init__(self, logdir: str, start: int | None = None):
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
 
-    self._writer = SummaryWriter(logdir, flush_secs=30)
+    purge_step = None
+    if start is not None and glob.glob(os.path.join(logdir, "*tfevents*")):
+      purge_step = start + 1
+    self._writer = SummaryWriter(logdir, flush_secs=30, purge_step=purge_step)
 
   def write_scalars(self, step, scalars):
     for k, v in scalars.items():
@@ -78,7 +129,7 @@ class TensorBoardWriter(MetricWriter):
     self._writer.close()
 
 
-def _format_duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
   if not math.isfinite(seconds):
     return "?"
   seconds = int(seconds)
@@ -102,7 +153,7 @@ class ConsoleWriter(MetricWriter):
     print(
       f"step {step}/{self.total_steps} | "
       + " ".join(shown)
-      + f" | {rate:.2f} it/s | ETA {_format_duration(eta)}",
+      + f" | {rate:.2f} it/s | ETA {format_duration(eta)}",
       file=self.stream,
       flush=True,
     )

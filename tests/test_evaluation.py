@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import jax
@@ -17,6 +18,7 @@ from gan_jax.core.registry import ConfigError
 from gan_jax.evaluation import plots
 from gan_jax.metrics import classifiers, inception
 from gan_jax.metrics import features as features_lib
+from gan_jax.metrics import kid as kid_lib
 from tests.utils import smoke_config
 
 _RANDOM_CLASSIFIER = []
@@ -323,6 +325,79 @@ def test_evaluate_cli_errors_are_clear(tmp_path, capsys):
   with pytest.raises(SystemExit):
     evaluate.cli(["evaluate", "--images=x.npz"])
   assert "--reference" in capsys.readouterr().err
+
+
+def test_evaluate_images_reference_count_defaults_to_the_images_scored(cache, tmp_path, capsys):
+  images = ((_real_as_float("test", 60) + 1) * 127.5).round().astype(np.uint8)
+  path = str(tmp_path / "samples.npz")
+  np.savez(path, images=images)
+  for extra, n in (([], 60), (["--num_samples=40"], 40), (["--reference_samples=90"], 90)):
+    evaluate.cli(["evaluate", f"--images={path}", "--reference=digits", "--metrics=modes", *extra])
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["eval/num_samples"] == (40 if extra == ["--num_samples=40"] else 60)
+    # The reference statistics' file names carry their image count.
+    names = os.listdir(cache / "reference_stats")
+    assert any(name.startswith(f"digits-train-{n}-") for name in names), (n, names)
+
+
+@pytest.mark.parametrize(
+  "arrays,fragment",
+  [
+    ({}, "holds no arrays"),
+    ({"images": np.zeros((5, 16), np.uint8)}, "expected images (N, H, W)"),
+    ({"images": np.zeros((2, 16, 16, 5), np.uint8)}, "C = 1 or 3"),
+    ({"images": np.zeros((0, 16, 16, 1), np.uint8)}, "holds no images"),
+  ],
+)
+def test_evaluate_cli_bad_npz_is_a_one_line_error(arrays, fragment, tmp_path, capsys):
+  path = str(tmp_path / "bad.npz")
+  np.savez(path, **arrays)
+  with pytest.raises(SystemExit) as e:
+    evaluate.cli(["evaluate", f"--images={path}", "--reference=digits"])
+  assert e.value.code == 2
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
+
+
+def test_kid_std_is_left_out_when_every_subset_is_the_same():
+  rng = np.random.default_rng(0)
+  x, y = rng.normal(size=(2, 30, 8)).astype(np.float32)
+  options = {"kid_subsets": 10, "kid_subset_size": 1000, "mesh": None}
+  kid = evaluation.METRICS["kid"]
+  # Subsets of min(1000, 30, 30) = 30 rows: every subset is all of both sets.
+  assert kid_lib.kid(x, y, 10, 1000)[1] != kid_lib.kid(x, y, 10, 1000)[1]  # NaN
+  assert set(kid.compute({"features": x}, {"features": y}, options)) == {"eval/kid"}
+  assert kid_lib.kid(x, y, 1, 10)[1] != kid_lib.kid(x, y, 1, 10)[1]  # one subset: NaN too
+  options["kid_subset_size"] = 10
+  results = kid.compute({"features": x}, {"features": y}, options)
+  assert set(results) == {"eval/kid", "eval/kid_std"} and results["eval/kid_std"] > 0
+
+
+def test_feature_extraction_logs_progress_and_warns_with_an_eta(caplog):
+  extractor = features_lib.FeatureExtractor(
+    "flat",
+    "flat",
+    lambda p, x: {"out": x.reshape(x.shape[0], -1).astype(np.float32)},
+    {},
+    {"out": "features"},
+    batch_size=4,
+  )
+  images = np.zeros((40, 4, 4, 1), np.uint8)
+  with caplog.at_level(logging.INFO):
+    out = extractor(images, log_every=3, warn_seconds=0.0)
+  assert out["features"].shape == (40, 16)
+  warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+  assert len(warnings) == 1 and "flat features of 40 images will take about" in warnings[0]
+  progress = [r.getMessage() for r in caplog.records if "images/s, ETA" in r.getMessage()]
+  assert [p.split(":")[1].split(",")[0].strip() for p in progress] == [
+    "12/40 images",
+    "24/40 images",
+    "36/40 images",
+  ]
+  caplog.clear()
+  with caplog.at_level(logging.INFO):
+    extractor(images, log_every=3)  # fast: no warning
+  assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
 # ----------------------------------------------------------------------------- plots

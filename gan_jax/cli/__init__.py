@@ -1,5 +1,6 @@
-"""Command-line entry points (absl): `train` (main.py, gan-jax-train) and `evaluate`
-(python -m gan_jax.cli.evaluate, gan-jax-evaluate).
+"""Command-line entry points (absl): `train` (main.py, gan-jax-train), `evaluate`
+(python -m gan_jax.cli.evaluate, gan-jax-evaluate) and `sample` (python -m gan_jax.cli.sample,
+gan-jax-sample).
 
 Tools other than `train` keep their flags in their own `flags.FlagValues`, so that their names
 (--workdir, --metrics, --seed, ...) can repeat another tool's when several are imported in one

@@ -14,6 +14,10 @@ another folder/.npz of real images:
   python -m gan_jax.cli.evaluate --images=samples.npz --reference=idx:fashion_mnist \
       --metrics=fid,kid,precision_recall
 
+With --images, all the images are scored (or the first --num_samples), against as many real
+images as are scored (or --reference_samples). Samples of a run to score elsewhere:
+`python -m gan_jax.cli.sample`.
+
 Metric options default to the run's `eval` config section (configs/presets.py eval_config());
 flags override them. A run trained with plug-ins (main.py --plugins=...) records them in its
 config.json, and they are imported again; --plugins=module[,module] adds others.
@@ -78,9 +82,14 @@ flags.DEFINE_string(
   "comma-separated metrics; valid: " + ", ".join(evaluation.METRICS),
   flag_values=FLAGS,
 )
-flags.DEFINE_integer("num_samples", None, "generated images to evaluate", flag_values=FLAGS)
 flags.DEFINE_integer(
-  "reference_samples", None, "real images for the reference statistics", flag_values=FLAGS
+  "num_samples", None, "generated images to evaluate (--images: default all)", flag_values=FLAGS
+)
+flags.DEFINE_integer(
+  "reference_samples",
+  None,
+  "real images for the reference statistics (--images: default as many as are evaluated)",
+  flag_values=FLAGS,
 )
 flags.DEFINE_enum(
   "reference_split", None, ("train", "test"), "split of the reference data", flag_values=FLAGS
@@ -122,6 +131,82 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
+def load_run(
+  workdir: str, overrides: Mapping[str, Any] | None = None
+) -> tuple[ml_collections.ConfigDict, spec_lib.RunSpec]:
+  """Reads a run's config.json, importing the plug-ins it records, and builds its RunSpec.
+
+  Args:
+    workdir: the run folder.
+    overrides: `eval` fields replacing the run's (e.g. {"metrics": "fid"}).
+
+  Returns:
+    (config, spec): the run's config (its `eval` section completed and overridden) and its
+    RunSpec.
+
+  Raises:
+    FileNotFoundError: no config.json.
+    ImportError: a plug-in recorded in the run's config.json cannot be imported.
+  """
+  config = load_run_config(workdir)
+  # The run's own objectives, models, ... may come from plug-ins that main.py recorded.
+  try:
+    cli_lib.import_plugins(config.get("plugins"))
+  except ImportError as e:
+    raise ImportError(f"{workdir}/config.json records plug-ins: {e}") from e
+  config.eval = _eval_section(
+    config.get("eval", ml_collections.ConfigDict()).to_dict(), overrides or {}
+  )
+  return config, spec_lib.build_spec(config)
+
+
+def restore_state(
+  workdir: str, config: ml_collections.ConfigDict, spec: spec_lib.RunSpec, checkpoint: str
+) -> tuple[Any, int]:
+  """Restores a checkpoint of the run that `load_run` read.
+
+  Args:
+    workdir: the run folder (checkpoints/, checkpoints_best/).
+    config, spec: `load_run(workdir)`.
+    checkpoint: "latest", "best" or a step number.
+
+  Returns:
+    (state, step): the restored TrainState and the checkpoint's step.
+
+  Raises:
+    FileNotFoundError: no checkpoint folder or checkpoint.
+    ConfigError: a malformed `checkpoint`, or a checkpoint of another config.
+  """
+  folder = "checkpoints_best" if checkpoint == "best" else "checkpoints"
+  directory = os.path.join(workdir, folder)
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(
+      f"no {folder}/ in {workdir}"
+      + (
+        " (best checkpoints are kept only by runs with eval.every > 0)"
+        if checkpoint == "best"
+        else ""
+      )
+    )
+  checkpoints = checkpoint_lib.Checkpointer(
+    directory, keep=1 << 20, config=checkpoint_lib.config_to_dict(config)
+  )
+  if checkpoint in ("latest", "best"):
+    step = checkpoints.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {directory}")
+  else:
+    try:
+      step = int(checkpoint)
+    except ValueError:
+      raise ConfigError(
+        f"--checkpoint={checkpoint!r}: expected latest, best or a step number"
+      ) from None
+  state = checkpoints.restore(train_lib.abstract_state(spec, config.seed), step)
+  checkpoints.close()
+  return state, int(step)
+
+
 def evaluate_run(
   workdir: str,
   checkpoint: str = "latest",
@@ -142,49 +227,14 @@ def evaluate_run(
   Raises:
     ImportError: a plug-in recorded in the run's config.json cannot be imported.
   """
-  config = load_run_config(workdir)
-  # The run's own objectives, models, ... may come from plug-ins that main.py recorded.
-  try:
-    cli_lib.import_plugins(config.get("plugins"))
-  except ImportError as e:
-    raise ImportError(f"{workdir}/config.json records plug-ins: {e}") from e
-  config.eval = _eval_section(
-    config.get("eval", ml_collections.ConfigDict()).to_dict(), overrides or {}
-  )
-  folder = "checkpoints_best" if checkpoint == "best" else "checkpoints"
-  directory = os.path.join(workdir, folder)
-  if not os.path.isdir(directory):
-    raise FileNotFoundError(
-      f"no {folder}/ in {workdir}"
-      + (
-        " (best checkpoints are kept only by runs with eval.every > 0)"
-        if checkpoint == "best"
-        else ""
-      )
-    )
-  spec = spec_lib.build_spec(config)
-  checkpoints = checkpoint_lib.Checkpointer(
-    directory, keep=1 << 20, config=checkpoint_lib.config_to_dict(config)
-  )
-  if checkpoint in ("latest", "best"):
-    step = checkpoints.latest_step()
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {directory}")
-  else:
-    try:
-      step = int(checkpoint)
-    except ValueError:
-      raise ConfigError(
-        f"--checkpoint={checkpoint!r}: expected latest, best or a step number"
-      ) from None
-  state = checkpoints.restore(train_lib.abstract_state(spec, config.seed), step)
-  checkpoints.close()
+  config, spec = load_run(workdir, overrides)
+  state, step = restore_state(workdir, config, spec, checkpoint)
   # The run's own kind of evaluation: generated images, a classifier's test error (the
   # semi-supervised game) or both directions of a translation (CycleGAN).
   evaluator = evaluation.make_evaluator(config, mesh=spec.mesh)
   seed = config.seed if seed is None else seed
   results = evaluator(sampling.evaluation_fns(evaluator.needs, spec, state, seed), step)
-  return {"workdir": workdir, "checkpoint": checkpoint, "step": int(step), **results}
+  return {"workdir": workdir, "checkpoint": checkpoint, "step": step, **results}
 
 
 def _image_source_cfg(path: str, size: int, channels: int, resize: str) -> dict:
@@ -208,10 +258,19 @@ def load_images(path: str) -> np.ndarray:
     raise FileNotFoundError(f"--images={path} does not exist")
   if path.endswith(".npz"):
     with np.load(path) as f:
+      if not f.files:
+        raise ValueError(f"{path} holds no arrays; expected uint8 images (N, H, W[, C])")
       key = next((k for k in ("images", "x", "image") if k in f.files), f.files[0])
       images = f[key]
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3)):
+      raise ValueError(
+        f"{path}: {key!r} has shape {images.shape}; expected images (N, H, W) or "
+        "(N, H, W, C) with C = 1 or 3"
+      )
     if images.dtype != np.uint8:
       raise ValueError(f"{path}: images must be uint8 in [0, 255], got {images.dtype}")
+    if len(images) == 0:
+      raise ValueError(f"{path}: {key!r} holds no images (shape {images.shape})")
     return images[..., None] if images.ndim == 3 else images
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
@@ -280,19 +339,25 @@ def evaluate_images(
 
   Returns:
     The JSON record: images, reference and the metrics.
+
+  The first `num_samples` images are scored (all of them by default), against as many real
+  images as are scored unless `reference_samples` says otherwise: a metric compares sets of
+  equal size, and a small evaluation does not wait for the features of 10k real images.
   """
   overrides = dict(overrides or {})
   images = load_images(path)
   _, h, w, c = images.shape
   if h != w:
     raise ValueError(f"images must be square, got {h}x{w}")
+  if overrides.get("num_samples"):
+    images = images[: overrides["num_samples"]]
+  overrides["num_samples"] = len(images)
+  overrides["reference_samples"] = overrides.get("reference_samples") or len(images)
   config = ml_collections.ConfigDict(
     {"seed": 0, "data": reference_data(reference, h, c, resize, stacked)}
   )
   config.eval = _eval_section({}, overrides)
   evaluator = evaluation.Evaluator.from_config(config)
-  if overrides.get("num_samples"):
-    images = images[: overrides["num_samples"]]
   results = evaluator.evaluate_images(images)
   return {"images": path, "reference": reference, **results}
 

@@ -14,6 +14,7 @@ Metric names are registered in `METRICS` (config field eval.metrics):
 
   fid               Inception FID (Heusel et al. 2017)            -> eval/fid
   kid               Inception KID (Bińkowski et al. 2018)         -> eval/kid, eval/kid_std
+                    (kid_std left out when all subsets are the same)
   inception_score   Inception score (Salimans et al. 2016); needs
                     weights with logits (eval.inception_weights)  -> eval/is, eval/is_std
   precision_recall  improved precision/recall (Kynkäänniemi et al.
@@ -127,7 +128,8 @@ def _kid(fake, real, options):
     options["kid_subset_size"],
     mesh=options["mesh"],
   )
-  return {"eval/kid": mean, "eval/kid_std": std}
+  # No spread to report when every subset is the whole of both feature sets (kid_lib.kid).
+  return {"eval/kid": mean, **({"eval/kid_std": std} if np.isfinite(std) else {})}
 
 
 METRICS.register("kid")(Metric("inception", _kid, {"eval/kid": "min", "eval/kid_std": "min"}))
@@ -384,7 +386,7 @@ class Evaluator:
   def evaluate_images(self, images: np.ndarray) -> dict[str, float]:
     """Metrics of uint8 images (N, H, W, C) against the reference."""
     start = time.time()
-    fake = {kind: ext(images, log_every=20) for kind, ext in self.extractors.items()}
+    fake = {kind: ext(images, log_every=10) for kind, ext in self.extractors.items()}
     results: dict[str, float] = {}
     for m in self.metrics:
       metric = METRICS[m]

@@ -17,6 +17,7 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
+from gan_jax import writers
 from gan_jax.core import parallel
 from gan_jax.core.registry import Registry
 
@@ -77,12 +78,16 @@ class FeatureExtractor:
       return np.repeat(images, 3, axis=-1)
     raise ValueError(f"{self.name} expects {self.channels}-channel images, got {c} channels")
 
-  def __call__(self, images: np.ndarray, log_every: int = 0) -> dict[str, np.ndarray]:
+  def __call__(
+    self, images: np.ndarray, log_every: int = 0, warn_seconds: float = 60.0
+  ) -> dict[str, np.ndarray]:
     """Outputs for uint8 images (N, H, W, C) -> {name: float32 (N, ...)} on the host.
 
     Args:
       images: uint8 (N, H, W, C); floats are rejected, convert with `to_uint8`.
-      log_every: log progress every this many batches (0: never).
+      log_every: log progress (images/s and ETA) every this many batches (0: never).
+      warn_seconds: with `log_every`, log a warning with the expected duration when, timed
+        on the second batch (the first includes compilation), the rest takes longer.
     """
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4:
@@ -97,19 +102,38 @@ class FeatureExtractor:
       raise ValueError("no images to extract features from")
     parts: dict[str, list[np.ndarray]] = {v: [] for v in self.outputs.values()}
     start = time.time()
+    compiled = None  # (time, images done) after the first batch; rates are measured from it
     for i, lo in enumerate(range(0, n, b)):
       # The last chunk is padded to the compiled batch size; padded rows are dropped.
       out = jax.device_get(self._fn(self._params, parallel.pad_batch(images[lo : lo + b], b)))
       for k, v in out.items():
         parts[k].append(np.asarray(v, np.float32)[: min(b, n - lo)])
-      if log_every and (i + 1) % log_every == 0:
-        done = min(n, lo + b)
+      if not log_every:
+        continue
+      done, now = min(n, lo + b), time.time()
+      if compiled is None:
+        compiled = (now, done)
+        continue
+      rate = (done - compiled[1]) / max(now - compiled[0], 1e-9)
+      eta = (n - done) / rate
+      if i == 1 and eta > warn_seconds:
+        logging.warning(
+          "%s features of %d images will take about %s more at %.1f images/s "
+          "(fewer images: eval.num_samples / eval.reference_samples, or a GPU)",
+          self.name,
+          n,
+          writers.format_duration(eta),
+          rate,
+        )
+      if (i + 1) % log_every == 0:
         logging.info(
-          "%s features: %d/%d images, %.1f images/s",
+          "%s features: %d/%d images, %.1f images/s, ETA %s (%s elapsed)",
           self.name,
           done,
           n,
-          done / (time.time() - start),
+          rate,
+          writers.format_duration(eta),
+          writers.format_duration(now - start),
         )
     return {k: np.concatenate(v) for k, v in parts.items()}
 

@@ -51,7 +51,9 @@ def kid(
   replacement; the unbiased MMD² is averaged over subsets.
 
   Returns:
-    (mean, std) of the subset estimates.
+    (mean, std) of the subset estimates. The std is NaN when it says nothing: with one subset,
+    or when every subset holds all of both sets (subset size >= N_x = N_y), so that all
+    estimates are the same number.
   """
   x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
   if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
@@ -77,4 +79,6 @@ def kid(
       )
     values.append(np.asarray(jax.device_get(fn(x[ix], y[iy])), np.float64)[:s])
   values = np.concatenate(values)
+  if num_subsets < 2 or m == len(x) == len(y):
+    return float(values.mean()), float("nan")
   return float(values.mean()), float(values.std())

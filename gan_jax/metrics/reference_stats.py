@@ -110,7 +110,7 @@ def real_features(
     data_cfg.get("name"),
   )
   images = np.concatenate([source[idx[i : i + 4096]]["image"] for i in range(0, len(idx), 4096)])
-  out = extractor(images, log_every=20)
+  out = extractor(images, log_every=10)
   stats = frechet.gaussian_stats(out["features"], mesh=extractor.mesh)
   out.update(mu=stats.mu, sigma=stats.sigma)
   cache.save_npz_atomic(
