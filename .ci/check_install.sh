@@ -26,6 +26,7 @@ PY
 # absl's --help exits with 1: check what it prints.
 ("$WORK/venv/bin/gan-jax-train" --helpfull || true) | grep -q -- "--config:"
 ("$WORK/venv/bin/gan-jax-evaluate" --helpfull || true) | grep -q -- "--workdir:"
+("$WORK/venv/bin/gan-jax-sample" --helpfull || true) | grep -q -- "--workdir:"
 
 # The Python API example of docs/api.md (its first python block), run from this directory.
 "$WORK/venv/bin/python" - "$ROOT/docs/api.md" > example.py <<'PY'

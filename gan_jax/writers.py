@@ -139,7 +139,8 @@ def format_duration(seconds: float) -> str:
 
 
 class ConsoleWriter(MetricWriter):
-  """One progress line per log: step, chosen metrics, iterations/s and ETA."""
+  """One progress line per log: step, chosen metrics, iterations/s and ETA; an evaluation's
+  scalars (no iteration rate) as one line of its `eval/` metrics."""
 
   def __init__(self, total_steps: int, keys: Sequence[str] = ("d/loss", "g/loss"), stream=None):
     self.total_steps = total_steps
@@ -147,6 +148,10 @@ class ConsoleWriter(MetricWriter):
     self.stream = stream or sys.stdout
 
   def write_scalars(self, step, scalars):
+    if "perf/steps_per_sec" not in scalars:
+      shown = [f"{k[5:]} {v:.4g}" for k, v in sorted(scalars.items()) if k.startswith("eval/")]
+      print(f"step {step}/{self.total_steps} | eval: " + ", ".join(shown), file=self.stream)
+      return
     shown = [f"{k} {scalars[k]:.4g}" for k in self.keys if k in scalars]
     rate = scalars.get("perf/steps_per_sec", float("nan"))
     eta = (self.total_steps - step) / rate if rate and rate > 0 else float("nan")

@@ -221,3 +221,17 @@ def test_trainer_sample_grids_name_their_panels(tmp_path):
     label = images_lib._label(name, grid.shape[1], top)  # pylint: disable=protected-access
     assert (header < 255).any()
     np.testing.assert_array_equal(header, label)
+
+
+def test_console_shows_an_evaluation_as_its_metrics():
+  import io  # pylint: disable=g-import-not-at-top
+
+  from gan_jax import writers  # pylint: disable=g-import-not-at-top
+
+  out = io.StringIO()
+  console = writers.ConsoleWriter(100, stream=out)
+  console.write_scalars(10, {"d/loss": 0.5, "g/loss": 1.25, "perf/steps_per_sec": 2.0})
+  console.write_scalars(10, {"eval/fid": 12.5, "eval/modes": 800.0, "perf/eval_seconds": 3.0})
+  lines = out.getvalue().splitlines()
+  assert lines[0] == "step 10/100 | d/loss 0.5 g/loss 1.25 | 2.00 it/s | ETA 0m45s"
+  assert lines[1] == "step 10/100 | eval: fid 12.5, modes 800"
