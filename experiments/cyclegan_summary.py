@@ -10,7 +10,7 @@ and prints Markdown tables:
   directions (G: digits -> MNIST judged by the MNIST classifier, F: MNIST -> digits by the
   digits classifier), classifier FID of each domain, images translated, and ms per iteration
   from the median of the logged perf/steps_per_sec (each run timed alone, one after another);
-- per variant, the mean ± std over seeds;
+- per variant, the mean ± std over the seeds of its finished runs;
 - with --bench, the side-by-side timing and parameter counts of
   benchmarks/cyclegan_variants.py.
 
@@ -79,7 +79,7 @@ def tables(runs: list[dict], bench: dict | None) -> str:
   lines += ["", "| variant | seeds | " + " | ".join(m[1] for m in METRICS) + " | ms/iter |"]
   lines.append("|" + "---|" * (len(METRICS) + 3))
   for variant in sorted({r["variant"] for r in runs}, reverse=True):
-    group = [r for r in runs if r["variant"] == variant and r["last"]]
+    group = [r for r in runs if r["variant"] == variant and r["last"] and r["done"]]
     if not group:
       continue
     cells = []
