@@ -429,6 +429,27 @@ def test_translation_metrics_match_a_hand_computation():
     "eval/label_preservation_yx": "max",
   }
 
+  # A domain without a classifier (photos) is judged by FID alone, in its judge's features
+  # (Inception in practice); nothing is said about labels going into it.
+  photos = TranslationEvaluator(
+    inputs, labels, judges, {"x": "inception", "y": "classifier"}, reference
+  )
+  results = photos({"y": g, "x": f}, step=0)
+  assert "eval/label_preservation_yx" not in results and "eval/classifier_fid_x" not in results
+  assert results["eval/label_preservation_xy"] == 1.0
+  features = judges["x"](to_uint8(f(inputs["y"])))["features"]
+  stats = frechet.gaussian_stats(features)
+  expected = frechet.frechet_distance(
+    stats.mu, stats.sigma, reference["x"]["mu"], reference["x"]["sigma"]
+  )
+  np.testing.assert_allclose(results["eval/fid_x"], expected, rtol=1e-6)
+  assert "eval/fid_x_untranslated" in photos.baseline
+  assert photos.outputs() == {
+    "eval/classifier_fid_y": "min",
+    "eval/label_preservation_xy": "max",
+    "eval/fid_x": "min",
+  }
+
 
 def test_translation_evaluation_in_a_training_run(tmp_path, monkeypatch):
   """A smoke run evaluates both directions every 3 steps; label preservation equals the
