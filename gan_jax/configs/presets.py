@@ -127,8 +127,9 @@ def eval_config() -> ml_collections.ConfigDict:
   cfg.every = 0  # Steps between evaluations (0 = no evaluation during training).
   # Comma-separated metrics: fid, kid, inception_score, precision_recall, classifier_fid,
   # classifier_is, modes; or test_error alone (a classifier's test-set error, for games with a
-  # classifier). auto = classifier_fid,classifier_is (+ modes if stacked) on MNIST-like data,
-  # fid otherwise.
+  # classifier); or translation alone (both directions of CycleGAN). auto = translation on
+  # unpaired data, classifier_fid,classifier_is (+ modes if stacked) on MNIST-like data, fid
+  # otherwise.
   cfg.metrics = "auto"
   cfg.num_samples = 0  # Generated images per evaluation (0 = 4096 MNIST-like, 10000 otherwise).
   cfg.reference_split = "train"  # Real split the reference statistics come from.
@@ -146,6 +147,11 @@ def eval_config() -> ml_collections.ConfigDict:
   # test_error (a classifier's test error): the parameters it uses, ema (an EMA of D's, as the
   # released code of Salimans et al. 2016; needs train.ema_decay > 0) or current.
   cfg.classifier_params = "ema"
+  # translation (CycleGAN): the dataset classifiers that judge translations into X and Y
+  # (gan_jax.metrics.classifiers); "" = the one named like the domain's data name, if any,
+  # else Inception FID.
+  cfg.classifier_x = ""
+  cfg.classifier_y = ""
   return cfg
 
 
