@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import configs, train
+from gan_jax import configs
 from gan_jax import data as data_lib
 from gan_jax.configs import cyclegan as cyclegan_config
 from gan_jax.core.registry import ConfigError
@@ -70,22 +70,6 @@ def test_tfds_pair_reads_trainA_as_x_trainB_as_y_and_the_test_splits(tfds, monke
   batch = data_lib.make_batches(cfg, source, 4, 0).iteration(0, 1)
   assert sorted(batch) == ["image_x", "image_y"]
   assert batch["image_x"].shape == (1, 4, SIZE, SIZE, 3)
-
-
-def test_tfds_pair_smoke_run_trains_and_samples(tfds, tmp_path):
-  """Two iterations of the whole training loop (jittered batches, real-image panels, sample
-  grids of the test splits, a checkpoint); most of its time is the first compilation."""
-  config = _pair_config()
-  config.train.steps = 2
-  config.train.log_every = 1
-  config.train.sample_every = 2
-  config.train.checkpoint_every = 2
-  config.train.num_samples = 2
-  with tfds.testing.mock_data(num_examples=6):
-    state = train.train_and_evaluate(config, str(tmp_path))
-  assert int(state.step) == 2
-  leaves = jax.tree.leaves(jax.device_get(state.params))
-  assert leaves and all(np.isfinite(leaf).all() for leaf in leaves)
 
 
 # ----------------------------------------------------------------------------- jitter
