@@ -49,19 +49,23 @@ def make_sampler(spec, use_ema: bool = True) -> Callable[[TrainState, object], d
 def make_panels(spec):
   """Returns `panels(state, inputs, real) -> {name: images}` (ordered): the spec's summaries
   of real images (e.g. the lens' view) followed by the game's sample panels."""
-  sampler = make_sampler(spec)
+  # A jitted function returns dicts with sorted keys: the game's panel order (e.g. CycleGAN's
+  # x | G(x) | F(G(x))) is recorded while tracing and restored.
+  order: list[str] = []
 
   @jax.jit
   def images(state, inputs, real):
     out = {}
     for summary in spec.summaries:
       out.update(zip(summary.names, summary.fn(spec.game, state, real)))
-    return out, sampler(state, inputs)
+    samples = spec.game.sample({**state.params, **state.ema}, state.model_state, inputs)
+    order[:] = list(samples)
+    return out, samples
 
   def panels(state, inputs, real):
     summaries, samples = images(state, inputs, real)
     names = [n for s in spec.summaries for n in s.names]
-    return {**{n: summaries[n] for n in names}, **samples}
+    return {**{n: summaries[n] for n in names}, **{n: samples[n] for n in order}}
 
   return panels
 
