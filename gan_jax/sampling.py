@@ -70,6 +70,22 @@ def make_panels(spec):
   return panels
 
 
+def _device_batch(spec, batch_size: int) -> int:
+  """`batch_size` rounded down to a multiple of the device count (at least one per device)."""
+  n_dev = spec.mesh.size
+  return max(n_dev, batch_size // n_dev * n_dev)
+
+
+def _in_batches(fn: Callable, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+  """`fn` over `inputs` in batches of `batch_size`, the last one padded (so one compiled
+  program serves every call) and the padded rows dropped; float32 on the host."""
+  out = []
+  for lo in range(0, len(inputs), batch_size):
+    chunk = inputs[lo : lo + batch_size]
+    out.append(np.asarray(fn(parallel.pad_batch(chunk, batch_size)))[: len(chunk)])
+  return np.concatenate(out).astype(np.float32)
+
+
 def make_sample_fn(
   spec, state: TrainState, seed: int, batch_size: int = 500
 ) -> Callable[[int], np.ndarray]:
@@ -79,17 +95,11 @@ def make_sample_fn(
   the sample grids'), generated in batches of `batch_size` rounded to the device count.
   """
   sampler = make_sampler(spec)
-  n_dev = spec.mesh.size
-  batch_size = max(n_dev, batch_size // n_dev * n_dev)
+  batch_size = _device_batch(spec, batch_size)
 
   def sample_fn(n: int) -> np.ndarray:
     inputs = np.asarray(fixed_inputs(spec, seed, n, EVALUATION))
-    out = []
-    for lo in range(0, n, batch_size):
-      chunk = inputs[lo : lo + batch_size]
-      images = sampler(state, parallel.pad_batch(chunk, batch_size))[GENERATED]
-      out.append(np.asarray(images)[: len(chunk)])
-    return np.concatenate(out).astype(np.float32)
+    return _in_batches(lambda z: sampler(state, z)[GENERATED], inputs, batch_size)
 
   return sample_fn
 
@@ -122,18 +132,13 @@ def make_predict_fns(
     batch_size: images per call.
   """
   predictor = predictor or make_predictor(spec)
-  n_dev = spec.mesh.size
-  batch_size = max(n_dev, batch_size // n_dev * n_dev)
+  batch_size = _device_batch(spec, batch_size)
 
   def make(params):
     def predict_fn(images: np.ndarray) -> np.ndarray:
-      images = np.asarray(images)
-      out = []
-      for lo in range(0, len(images), batch_size):
-        chunk = images[lo : lo + batch_size]
-        logits = predictor(params, state.model_state, parallel.pad_batch(chunk, batch_size))
-        out.append(np.asarray(logits)[: len(chunk)])
-      return np.concatenate(out).astype(np.float32)
+      return _in_batches(
+        lambda x: predictor(params, state.model_state, x), np.asarray(images), batch_size
+      )
 
     return predict_fn
 
@@ -173,19 +178,14 @@ def make_translate_fns(
     batch_size: images per call.
   """
   translator = translator or make_translator(spec)
-  n_dev = spec.mesh.size
-  batch_size = max(n_dev, batch_size // n_dev * n_dev)
+  batch_size = _device_batch(spec, batch_size)
   params = {**state.params, **state.ema}
 
   def make(target):
     def translate_fn(images: np.ndarray) -> np.ndarray:
-      images = np.asarray(images)
-      out = []
-      for lo in range(0, len(images), batch_size):
-        chunk = images[lo : lo + batch_size]
-        padded = parallel.pad_batch(chunk, batch_size)
-        out.append(np.asarray(translator(params, state.model_state, padded, target))[: len(chunk)])
-      return np.concatenate(out).astype(np.float32)
+      return _in_batches(
+        lambda x: translator(params, state.model_state, x, target), np.asarray(images), batch_size
+      )
 
     return translate_fn
 
