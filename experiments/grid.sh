@@ -27,3 +27,18 @@ grid_run() {
   done
   wait
 }
+
+# grid_show: the lines "NAME CONFIG DATASET SEED FLAGS..." of its input with each run's state in
+# $RUNS (done, resumes at its last checkpoint, new) and its flags; runs and writes nothing.
+grid_show() {
+  local name config data seed flags state
+  while read -r name config data seed flags; do
+    state=new
+    if [ -f "$RUNS/$name/DONE" ]; then
+      state=done
+    elif [ -n "$(ls -A "$RUNS/$name/checkpoints" 2>/dev/null)" ]; then
+      state=resumes
+    fi
+    echo "$name [$state]: --config=configs/$config:$data --config.seed=$seed ${SMALL[*]} $flags"
+  done
+}

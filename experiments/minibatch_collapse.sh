@@ -43,12 +43,7 @@ list() {
 }
 
 if [ "$LIST" = 1 ]; then
-  list | while read -r name config data seed flags; do
-    state=new
-    [ -n "$(ls -A "$RUNS/$name/checkpoints" 2>/dev/null)" ] && state=resumes
-    [ -f "$RUNS/$name/DONE" ] && state=done
-    echo "$name [$state]: --config=configs/$config:$data --config.seed=$seed ${SMALL[*]} $flags"
-  done
+  list | grid_show
 else
   list | grid_run
 fi

@@ -44,22 +44,8 @@ list() {
   echo "fashion_mnist_n100_s0 semi_supervised.py fashion_mnist 0 $EVAL"
 }
 
-# show: the lines of `list` with each run's state in $RUNS; writes nothing.
-show() {
-  local name config data seed flags state
-  while read -r name config data seed flags; do
-    state=new
-    if [ -f "$RUNS/$name/DONE" ]; then
-      state=done
-    elif [ -n "$(ls -A "$RUNS/$name/checkpoints" 2>/dev/null)" ]; then
-      state=resumes
-    fi
-    echo "$name [$state]: --config=configs/$config:$data --config.seed=$seed ${SMALL[*]} $flags"
-  done
-}
-
 if [ "$LIST" = 1 ]; then
-  list | show
+  list | grid_show
 else
   list | grid_run
 fi
