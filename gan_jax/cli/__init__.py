@@ -33,6 +33,12 @@ def import_plugins(modules: str | list[str] | None) -> list[str]:
   return names
 
 
+def fail(message: object) -> None:
+  """Ends a tool the way every bad input ends: `error: <message>` on stderr, exit code 2."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
 def parse_flags(flag_values: flags.FlagValues, argv: Sequence[str]) -> list[str]:
   """Parses a command line (program name first) into `flag_values`.
 
@@ -46,8 +52,7 @@ def parse_flags(flag_values: flags.FlagValues, argv: Sequence[str]) -> list[str]
   try:
     return flag_values(list(argv))
   except flags.Error as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    fail(e)
 
 
 def cli(

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -362,11 +361,6 @@ def evaluate_images(
   return {"images": path, "reference": reference, **results}
 
 
-def _fail(message: str) -> None:
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
-
-
 def main(argv: Sequence[str]) -> None:
   """Evaluates what the parsed FLAGS name and prints the JSON record on stdout.
 
@@ -379,11 +373,11 @@ def main(argv: Sequence[str]) -> None:
       the evaluation.
   """
   if len(argv) > 1:
-    _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli_lib.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   if (FLAGS.workdir is None) == (FLAGS.images is None):
-    _fail("pass exactly one of --workdir=RUN or --images=FOLDER_OR_NPZ")
+    cli_lib.fail("pass exactly one of --workdir=RUN or --images=FOLDER_OR_NPZ")
   if FLAGS.images and not FLAGS.reference:
-    _fail("--images needs --reference=SOURCE:NAME or a folder/.npz of real images")
+    cli_lib.fail("--images needs --reference=SOURCE:NAME or a folder/.npz of real images")
   logging.set_verbosity(logging.INFO)
   overrides = {k: FLAGS[k].value for k in OVERRIDABLE}
   try:
@@ -395,7 +389,7 @@ def main(argv: Sequence[str]) -> None:
         FLAGS.images, FLAGS.reference, overrides, FLAGS.reference_resize, FLAGS.stacked
       )
   except (ConfigError, FileNotFoundError, ImportError, ValueError) as e:
-    _fail(str(e))
+    cli_lib.fail(str(e))
   print(json.dumps(record), flush=True)
 
 

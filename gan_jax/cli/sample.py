@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -104,11 +103,6 @@ def export_samples(
   return {"workdir": workdir, "checkpoint": checkpoint, "step": step, "num": num, "out": out}
 
 
-def _fail(message: str) -> None:
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
-
-
 def main(argv: Sequence[str]) -> None:
   """Exports what the parsed FLAGS name and prints the JSON record on stdout.
 
@@ -120,9 +114,9 @@ def main(argv: Sequence[str]) -> None:
       cannot be restored or sampled, or a plug-in that cannot be imported.
   """
   if len(argv) > 1:
-    _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli_lib.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   if not FLAGS.workdir or not FLAGS.out:
-    _fail("pass --workdir=RUN and --out=FILE.npz, FILE.png or FOLDER")
+    cli_lib.fail("pass --workdir=RUN and --out=FILE.npz, FILE.png or FOLDER")
   logging.set_verbosity(logging.INFO)
   try:
     cli_lib.import_plugins(FLAGS.plugins)
@@ -130,7 +124,7 @@ def main(argv: Sequence[str]) -> None:
       FLAGS.workdir, FLAGS.out, FLAGS.num, FLAGS.checkpoint, FLAGS.seed, FLAGS.batch_size
     )
   except (ConfigError, FileNotFoundError, ImportError, ValueError) as e:
-    _fail(str(e))
+    cli_lib.fail(str(e))
   print(json.dumps(record), flush=True)
 
 

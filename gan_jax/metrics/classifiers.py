@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -326,14 +325,12 @@ flags.DEFINE_string("out", None, "output file (default: the cache)", flag_values
 def main(argv: list[str]) -> None:
   """Trains the parsed FLAGS' classifier, caches it and prints its JSON record."""
   if len(argv) > 1:
-    print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
-    sys.exit(2)
+    cli_lib.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.INFO)
   try:
     entry = DATASETS.get(FLAGS.dataset, "--dataset")
   except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    cli_lib.fail(e)
   train = _load_split(FLAGS.dataset, "train")
   test = _load_split(FLAGS.dataset, "test")
   epochs = FLAGS.epochs or entry["epochs"]
