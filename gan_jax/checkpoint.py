@@ -9,6 +9,7 @@ checkpoints intact and the partial one is ignored (and cleaned up) on resume.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import Any
@@ -36,8 +37,15 @@ def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
   return diffs
 
 
+class CheckpointSaveError(OSError):
+  """A checkpoint could not be written (e.g. the disk is full); the earlier ones are intact."""
+
+
 class Checkpointer:
   """Saves and restores TrainStates under `directory`.
+
+  Saves run in the background; `poll` (called once per iteration by the trainer) and `wait`
+  raise CheckpointSaveError naming the step of a save that failed, as soon as it has failed.
 
   Args:
     directory: checkpoint folder (created if needed).
@@ -64,6 +72,8 @@ class Checkpointer:
       max_to_keep=keep, create=True, cleanup_tmp_directories=True, **best
     )
     self._manager = ocp.CheckpointManager(self.directory, options=options)
+    self._saving: int | None = None  # the step of a save that may still be in progress
+    self._saved = self._manager.latest_step()  # the last checkpoint known to be complete
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -98,18 +108,58 @@ class Checkpointer:
     return restored["state"]
 
   def save(self, step: int, state: Any, metrics: dict[str, float] | None = None) -> None:
-    """Saves `state` as checkpoint `step` (asynchronously; see `wait`)."""
+    """Saves `state` as checkpoint `step` (asynchronously; see `poll` and `wait`).
+
+    Raises:
+      CheckpointSaveError: this save, or the previous one, failed.
+    """
     meta = {"config": self.config, "signature": state_signature(state)}
-    self._manager.save(
-      step,
-      args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-      metrics=metrics,
-      force=True,
-    )
+    self.wait()  # the previous save's error belongs to it, not to this one
+    with self._failure(step):
+      self._manager.save(
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+        metrics=metrics,
+        force=True,
+      )
+    self._saving = step
+
+  def poll(self) -> None:
+    """Raises CheckpointSaveError if the save in progress has failed; never blocks."""
+    if self._saving is not None and not self._manager.is_saving_in_progress():
+      self.wait()
 
   def wait(self) -> None:
-    """Blocks until pending saves are complete."""
-    self._manager.wait_until_finished()
+    """Blocks until pending saves are complete.
+
+    Raises:
+      CheckpointSaveError: the pending save failed.
+    """
+    if self._saving is None:
+      self._manager.wait_until_finished()
+      return
+    step, self._saving = self._saving, None
+    with self._failure(step):
+      self._manager.wait_until_finished()
+      self._manager.check_for_errors()
+    self._saved = step
+
+  @contextlib.contextmanager
+  def _failure(self, step: int):
+    """Turns an error of the save of `step` into one CheckpointSaveError line."""
+    try:
+      yield
+    except CheckpointSaveError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      cause = " ".join(str(e).split())[:300] or type(e).__name__
+      last = self._saved
+      kept = (
+        f"the checkpoint at step {last} is intact" if last is not None else "no earlier checkpoint"
+      )
+      raise CheckpointSaveError(
+        f"saving the checkpoint at step {step} in {self.directory} failed ({cause}); {kept}"
+      ) from e
 
   def close(self) -> None:
     self._manager.close()

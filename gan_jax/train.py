@@ -295,9 +295,10 @@ def train_and_evaluate(
       metric=(evaluator.best_metric, evaluator.best_mode),
     )
 
+  progress = writers_lib.Progress(start, train_cfg.steps) if is_main else None
   writer = writers_lib.MultiWriter(
     [
-      writers_lib.ConsoleWriter(train_cfg.steps),
+      writers_lib.ConsoleWriter(train_cfg.steps, progress=progress),
       # Both drop (or hide) what an interrupted run logged after the checkpoint at `start`.
       writers_lib.JsonlWriter(os.path.join(workdir, "metrics.jsonl"), start=start),
       writers_lib.TensorBoardWriter(os.path.join(workdir, "tensorboard"), start=start),
@@ -339,6 +340,8 @@ def train_and_evaluate(
     nonlocal pending
     if pending is not None:
       history.append(_check(pending, checkpoints.directory, last_good))
+      if progress is not None:
+        progress.update(pending[0])
       pending = None
 
   def write_log(step):
@@ -383,6 +386,10 @@ def train_and_evaluate(
   data_iter = data_lib.iterate(
     batches, start, spec.batches_per_iteration, put, prefetch=train_cfg.prefetch
   )
+  if progress is not None and start < last:
+    devices = list(spec.mesh.devices.flat)
+    kind = devices[0].device_kind
+    progress.begin(f"{len(devices)} {kind} device{'s' if len(devices) > 1 else ''}")
   stop = StopRequests() if handle_signals else None
   # Entered around the clean-up too: a second SIGINT while a checkpoint is saved aborts.
   with stop or contextlib.nullcontext():
@@ -392,6 +399,10 @@ def train_and_evaluate(
           spec, step_fn, panels = compile_for(step - 1)
           logging.info("step %d: the run's spec changed; recompiled", step - 1)
         state, metrics = step_fn(state, next(data_iter))
+        # A background save that failed (e.g. a full disk) is reported now, naming its step.
+        for c in (checkpoints, best_checkpoints):
+          if c is not None:
+            c.poll()
         # Checking the previous iteration's metrics while this one runs keeps the device busy.
         check_pending()
         pending = (step, metrics)

@@ -138,16 +138,122 @@ def format_duration(seconds: float) -> str:
   return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
+class Progress:
+  """A per-iteration progress line: step, bar, iterations/s and ETA.
+
+  On a terminal the line is redrawn in place (at most every `refresh` seconds); elsewhere (a
+  log file, a pipe) a line is printed every `interval` seconds. The rate counts the iterations
+  completed after the first one, so the first one's compilation stays out of it and the ETA.
+
+  Args:
+    start: the step training starts from (a resumed checkpoint's).
+    total: the last step.
+    stream: where to write (default stdout).
+    interval: seconds between lines when `stream` is not a terminal.
+    refresh: seconds between redraws on a terminal.
+    clock: seconds, monotonic (for tests).
+  """
+
+  def __init__(
+    self,
+    start: int,
+    total: int,
+    stream=None,
+    interval: float = 30.0,
+    refresh: float = 0.2,
+    clock=time.monotonic,
+  ):
+    self.start, self.total = start, total
+    self.stream = stream or sys.stdout
+    isatty = getattr(self.stream, "isatty", None)
+    self.tty = bool(isatty and isatty())
+    self.interval = refresh if self.tty else interval
+    self._clock = clock
+    self._began = clock()
+    self._first: tuple[int, float] | None = None  # (step, time) of the first completed step
+    self._shown_at = -math.inf
+    self._drawn = False
+
+  def rate(self, step: int, now: float) -> float:
+    """Iterations per second since the first completed step (NaN before a second one)."""
+    if self._first is None or step <= self._first[0]:
+      return math.nan
+    return (step - self._first[0]) / max(now - self._first[1], 1e-9)
+
+  def line(self, step: int, now: float | None = None) -> str:
+    """The progress line at completed step `step`."""
+    now = self._clock() if now is None else now
+    span = max(self.total - self.start, 1)
+    done = min(max(step - self.start, 0) / span, 1.0)
+    width = 20
+    bar = "#" * int(done * width) + "-" * (width - int(done * width))
+    rate = self.rate(step, now)
+    if math.isnan(rate):
+      timing = f"first step in {now - self._began:.1f}s (compiling)"
+    else:
+      eta = (self.total - step) / rate if rate > 0 else math.inf
+      timing = f"{rate:.2f} it/s | ETA {format_duration(eta)}"
+    return f"step {step}/{self.total} [{bar}] {100 * done:3.0f}% | {timing}"
+
+  def begin(self, note: str = "") -> None:
+    """Shows the line before the first iteration completes (e.g. while it compiles)."""
+    text = f"step {self.start}/{self.total} | compiling the training iteration"
+    self._show(text + (f" ({note})" if note else ""), self._clock())
+
+  def update(self, step: int) -> None:
+    """Records that iteration `step` completed, and shows the line when it is time."""
+    now = self._clock()
+    if self._first is None:
+      self._first = (step, now)
+      self._show(self.line(step, now), now)  # the first line comes right after compilation
+    elif now - self._shown_at >= self.interval or step >= self.total:
+      self._show(self.line(step, now), now)
+
+  def clear(self) -> None:
+    """Removes the line drawn on a terminal, before other output is printed."""
+    if self._drawn:
+      self.stream.write("\r\033[K")
+      self._drawn = False
+
+  def close(self) -> None:
+    if self._drawn:
+      self.stream.write("\n")
+      self.stream.flush()
+      self._drawn = False
+
+  def _show(self, text: str, now: float) -> None:
+    self._shown_at = now
+    if self.tty:
+      self.stream.write("\r\033[K" + text)
+      self._drawn = True
+    else:
+      self.stream.write(text + "\n")
+    self.stream.flush()
+
+
 class ConsoleWriter(MetricWriter):
   """One progress line per log: step, chosen metrics, iterations/s and ETA; an evaluation's
-  scalars (no iteration rate) as one line of its `eval/` metrics."""
+  scalars (no iteration rate) as one line of its `eval/` metrics.
 
-  def __init__(self, total_steps: int, keys: Sequence[str] = ("d/loss", "g/loss"), stream=None):
+  With `progress`, a Progress line is kept below them (on a terminal) and cleared before
+  each of them is printed.
+  """
+
+  def __init__(
+    self,
+    total_steps: int,
+    keys: Sequence[str] = ("d/loss", "g/loss"),
+    stream=None,
+    progress: Progress | None = None,
+  ):
     self.total_steps = total_steps
     self.keys = tuple(keys)
     self.stream = stream or sys.stdout
+    self.progress = progress
 
   def write_scalars(self, step, scalars):
+    if self.progress is not None:
+      self.progress.clear()
     if "perf/steps_per_sec" not in scalars:
       shown = [f"{k[5:]} {v:.4g}" for k, v in sorted(scalars.items()) if k.startswith("eval/")]
       print(f"step {step}/{self.total_steps} | eval: " + ", ".join(shown), file=self.stream)
@@ -162,6 +268,10 @@ class ConsoleWriter(MetricWriter):
       file=self.stream,
       flush=True,
     )
+
+  def close(self):
+    if self.progress is not None:
+      self.progress.close()
 
 
 class MultiWriter(MetricWriter):

@@ -60,7 +60,7 @@ def run_main(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
       ["trian", "did you mean train?"],
     ),
     (["--config=configs/nope.py:smoke"], ["configs/nope.py", "not found", "dcgan, dcgan_advas"]),
-    (["--config=configs/dcgan.py:cifar100"], ["'cifar100'", "valid: smoke, celeb_a"]),
+    (["--config=configs/dcgan.py:cifar100"], ["'cifar100'", "valid: cpu, smoke, celeb_a"]),
     (
       ["--config=configs/dcgan.py:smoke", "--config.objective.name=hing"],
       ["'hing'", "objective.name", "valid names: began, lsgan, minimax"],

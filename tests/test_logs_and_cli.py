@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -235,3 +236,117 @@ def test_console_shows_an_evaluation_as_its_metrics():
   lines = out.getvalue().splitlines()
   assert lines[0] == "step 10/100 | d/loss 0.5 g/loss 1.25 | 2.00 it/s | ETA 0m45s"
   assert lines[1] == "step 10/100 | eval: fid 12.5, modes 800"
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class _Clock:
+  def __init__(self):
+    self.now = 100.0
+
+  def __call__(self):
+    return self.now
+
+
+class _Terminal:
+  """A stream that says it is a terminal and records what is written."""
+
+  def __init__(self):
+    self.text = ""
+
+  def write(self, text):
+    self.text += text
+
+  def flush(self):
+    pass
+
+  def isatty(self):
+    return True
+
+
+def test_progress_rate_and_eta_leave_out_the_first_step():
+  """The first completed step (which compiled) starts the clock: 10 s of compilation, then
+  4 steps in 2 s are 2 it/s, and 94 steps remain: ETA 47 s."""
+  import io  # pylint: disable=g-import-not-at-top
+
+  clock, out = _Clock(), io.StringIO()
+  progress = writers.Progress(0, 100, stream=out, interval=30.0, clock=clock)
+  progress.begin("1 cpu device")
+  clock.now += 10.0
+  progress.update(1)  # shown at once: the first line comes right after compilation
+  for step in range(2, 6):
+    clock.now += 0.5
+    progress.update(step)  # within the interval: not shown
+  clock.now += 30.0
+  progress.update(6)
+  lines = out.getvalue().splitlines()
+  assert lines[0] == "step 0/100 | compiling the training iteration (1 cpu device)"
+  assert lines[1] == "step 1/100 [--------------------]   1% | first step in 10.0s (compiling)"
+  assert len(lines) == 3
+  rate = 5 / 32.0
+  assert lines[2] == (
+    f"step 6/100 [#-------------------]   6% | {rate:.2f} it/s | "
+    f"ETA {writers.format_duration(94 / rate)}"
+  )
+  assert progress.rate(5, 112.0) == 2.0  # 4 steps in the 2 s after the first one
+
+
+def test_progress_on_a_terminal_redraws_one_line_and_clears_it_for_logs():
+  clock, term = _Clock(), _Terminal()
+  progress = writers.Progress(10, 20, stream=term, refresh=0.2, clock=clock)
+  console = writers.ConsoleWriter(20, stream=term, progress=progress)
+  for step in range(11, 21):
+    clock.now += 1.0
+    progress.update(step)
+  assert "\n" not in term.text  # one line, redrawn in place
+  assert term.text.count("\r\033[K") == 10
+  assert term.text.endswith("step 20/20 [####################] 100% | 1.00 it/s | ETA 0m00s")
+  console.write_scalars(20, {"d/loss": 1.0, "perf/steps_per_sec": 1.0})
+  assert term.text.endswith("\r\033[Kstep 20/20 | d/loss 1 | 1.00 it/s | ETA 0m00s\n")
+  console.close()
+  assert term.text.endswith("\n") and not term.text.endswith("\n\n")
+
+
+def test_second_sigint_aborts_at_once():
+  """The first SIGINT only records a stop request; a second one raises KeyboardInterrupt."""
+  import signal  # pylint: disable=g-import-not-at-top
+
+  previous = signal.getsignal(signal.SIGINT)
+  with train.StopRequests() as stop:
+    os.kill(os.getpid(), signal.SIGINT)
+    assert stop.signum == signal.SIGINT
+    with pytest.raises(KeyboardInterrupt):
+      os.kill(os.getpid(), signal.SIGINT)
+  assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_a_failed_background_save_is_reported_naming_its_step(tmp_path, monkeypatch):
+  """A save that fails in the background (here: as on a full disk) is reported by the next
+  poll with its own step and the last complete checkpoint; that one stays restorable."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  checkpoints = checkpoint_lib.Checkpointer(str(tmp_path / "ckpt"), keep=3, config={})
+  state = {"w": jnp.arange(4.0)}
+  checkpoints.save(1, state)
+  checkpoints.wait()
+  manager = checkpoints._manager  # pylint: disable=protected-access
+
+  def no_space():
+    raise OSError(28, "No space left on device")
+
+  checkpoints.save(2, state)
+  monkeypatch.setattr(manager, "check_for_errors", no_space)
+  deadline = time.monotonic() + 60
+  with pytest.raises(checkpoint_lib.CheckpointSaveError) as e:
+    while time.monotonic() < deadline:  # poll never blocks: it raises once the save is over
+      checkpoints.poll()
+      time.sleep(0.01)
+  assert str(e.value) == (
+    f"saving the checkpoint at step 2 in {checkpoints.directory} failed ([Errno 28] No space "
+    "left on device); the checkpoint at step 1 is intact"
+  )
+  monkeypatch.undo()
+  restored = checkpoints.restore({"w": jnp.zeros(4)}, step=1)
+  np.testing.assert_array_equal(restored["w"], np.arange(4.0))
+  checkpoints.close()

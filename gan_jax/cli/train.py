@@ -28,7 +28,7 @@ import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
-from gan_jax import configs, train
+from gan_jax import checkpoint, configs, train
 from gan_jax.cli import import_plugins
 from gan_jax.core.registry import ConfigError
 
@@ -222,11 +222,24 @@ def _import_plugins(modules: str | list[str] | None) -> list[str]:
     sys.exit(2)
 
 
+def describe_run(config: ml_collections.ConfigDict, name: str, workdir: str) -> str:
+  """The first output line: the config, its length, the devices and the workdir."""
+  devices = jax.devices()
+  kinds = ", ".join(sorted({d.device_kind for d in devices}))
+  train_cfg = config.get("train", {})
+  size = f"{train_cfg.get('steps', '?')} steps of batch {train_cfg.get('batch_size', '?')}"
+  return (
+    f"gan_jax: {name} ({size}) on {len(devices)} device{'s' if len(devices) > 1 else ''} "
+    f"({kinds}); workdir {workdir}"
+  )
+
+
 def run_training(config: ml_collections.ConfigDict, workdir: str) -> int:
   """`train.train_and_evaluate(config, workdir)` with its errors as one line on stderr.
 
   Returns:
-    The exit code: 0 trained; 2 a bad input (`error: ...`); 1 a non-finite loss; 130 or 143
+    The exit code: 0 trained; 2 a bad input (`error: ...`); 1 a non-finite loss or a
+    checkpoint that could not be saved (e.g. a full disk); 130 or 143
     (128 + the signal) stopped by SIGINT or SIGTERM after a checkpoint was saved.
   """
   try:
@@ -237,7 +250,7 @@ def run_training(config: ml_collections.ConfigDict, workdir: str) -> int:
   except KeyboardInterrupt:
     print("interrupted: aborted", file=sys.stderr, flush=True)
     return 130
-  except train.NonFiniteError as e:
+  except (train.NonFiniteError, checkpoint.CheckpointSaveError) as e:
     report(e)
     return 1
   except INPUT_ERRORS as e:
@@ -265,6 +278,9 @@ def main(argv):
       FLAGS.config.plugins = ",".join(plugins)
   if FLAGS.distributed:
     jax.distributed.initialize()
+  if jax.process_index() == 0:
+    name = config_flags.get_config_filename(FLAGS["config"])
+    print(describe_run(FLAGS.config, name, FLAGS.workdir), flush=True)
   sys.exit(run_training(FLAGS.config, FLAGS.workdir))
 
 
