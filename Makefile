@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/wgan_gp_lens.py
-WORKDIR ?= runs/main
+# SIZE=auto trains the config's CPU-sized variant (its argument `cpu`) when JAX finds no
+# accelerator, and the config as it is otherwise; SIZE=cpu or SIZE=paper picks one.
+SIZE ?= auto
+# Default: runs/main, or runs/main_cpu for the CPU-sized variant.
+WORKDIR ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FMNIST := /usr/share/datasets/fashion-mnist
 # MNIST's IDX files go to $GAN_JAX_DATA_DIR/mnist when that is set (where data.source=idx
@@ -53,7 +57,18 @@ weights: install
 	$(BIN)/python -m gan_jax.metrics.inception --download
 
 train: install data
-	$(BIN)/python main.py --config=$(CONFIG) --workdir=$(WORKDIR)
+	@size=$(SIZE); config=$(CONFIG); workdir=$(WORKDIR); \
+	if [ "$$size" = auto ]; then \
+	  size=$$($(BIN)/python -c 'import jax; print("paper" if jax.default_backend() != "cpu" else "cpu")'); \
+	fi; \
+	case "$$size" in \
+	  cpu) case "$$config" in *:*) config="$$config,cpu" ;; *) config="$$config:cpu" ;; esac; \
+	       workdir=$${workdir:-runs/main_cpu}; \
+	       echo "No accelerator: training the CPU-sized $$config (about 25 minutes on 2 cores; the paper-size run: make train SIZE=paper)" ;; \
+	  paper) workdir=$${workdir:-runs/main} ;; \
+	  *) echo "error: SIZE=$$size; valid: auto, cpu, paper" >&2; exit 2 ;; \
+	esac; \
+	$(BIN)/python main.py --config=$$config --workdir=$$workdir
 
 test: install data weights
 	$(BIN)/python -m pytest -n 2 --dist=worksteal

@@ -342,6 +342,8 @@ def train_and_evaluate(
       history.append(_check(pending, checkpoints.directory, last_good))
       if progress is not None:
         progress.update(pending[0])
+      if pending[0] == start + 1:
+        rate.reset(start + 1)  # the logged rate leaves out the first iteration's compilation
       pending = None
 
   def write_log(step):

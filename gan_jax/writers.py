@@ -299,6 +299,10 @@ class RateMeter:
   """Iterations per second between calls."""
 
   def __init__(self, step: int):
+    self.reset(step)
+
+  def reset(self, step: int) -> None:
+    """Counts from `step`, now (e.g. once the first iteration has compiled)."""
     self._step, self._time = step, time.perf_counter()
 
   def __call__(self, step: int) -> float:

@@ -67,10 +67,12 @@ flags.mark_flags_as_required(["workdir"])
 
 
 class _QuietLibraries(logging.Filter):
-  """Drops INFO records of checkpointing internals, which would bury the progress lines."""
+  """Drops INFO records of checkpointing and JAX internals (e.g. the platforms JAX did not
+  find), which would bury the progress lines."""
 
   def filter(self, record):
-    return record.levelno >= logging.WARNING or "/orbax/" not in record.pathname
+    internal = any(part in record.pathname for part in ("/orbax/", "/jax/", "/jaxlib/"))
+    return record.levelno >= logging.WARNING or not internal
 
 
 def wants_traceback(argv: Sequence[str] = ()) -> bool:

@@ -195,7 +195,7 @@ def shrink_for_cpu(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
 
 
 # The `cpu` argument's sizes (measured in the README's table of `make train` times).
-CPU_SIZE = dict(width=32, batch_size=32, steps=2000, lens_width=16, lens_blocks=4)
+CPU_SIZE = dict(width=32, batch_size=32, steps=4000, lens_width=16, lens_blocks=4)
 
 
 def shrink_for_smoke_test(
