@@ -164,6 +164,33 @@ def test_unknown_config_argument():
     smoke_config("dcgan", "cifar100")
 
 
+def test_cpu_argument_sizes_the_headline_run_for_a_cpu():
+  """`:cpu` (what `make train` picks without an accelerator) shrinks the networks, batch and
+  length, keeps the lens' schedule relative to the run, and leaves the data as it was."""
+  from gan_jax import configs  # pylint: disable=g-import-not-at-top
+  from gan_jax.configs import presets  # pylint: disable=g-import-not-at-top
+
+  paper, cpu = configs.get("wgan_gp_lens"), configs.get("wgan_gp_lens", "cpu")
+  size = presets.CPU_SIZE
+  assert (cpu.model.width, cpu.train.batch_size, cpu.train.steps) == (
+    size["width"],
+    size["batch_size"],
+    size["steps"],
+  )
+  assert (cpu.lens.width, cpu.lens.blocks, cpu.lens.K) == (
+    size["lens_width"],
+    size["lens_blocks"],
+    2 * size["steps"],
+  )
+  assert paper.lens.K == 2 * paper.train.steps  # the ratio the cpu size keeps
+  assert cpu.train.steps < paper.train.steps and cpu.model.width < paper.model.width
+  assert cpu.data.to_dict() == paper.data.to_dict()
+  assert cpu.objective.to_dict() == paper.objective.to_dict()
+  spec_lib.build_spec(cpu)  # valid
+  stacked = configs.get("wgan_gp", "stacked_fashion_mnist,cpu")
+  assert stacked.data.stacked and stacked.train.steps == size["steps"]
+
+
 class _MeanBrightness:
   """A stand-in evaluator: the mean pixel value of the samples, higher is better."""
 
