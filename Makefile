@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/wgan_gp_lens.py
 # SIZE=auto trains the config's CPU-sized variant (its argument `cpu`) when JAX finds no
-# accelerator, and the config as it is otherwise; SIZE=cpu or SIZE=paper picks one.
+# accelerator, and the config as it is otherwise; SIZE=cpu or SIZE=paper picks one. The
+# CycleGAN and semi-supervised configs have their own sizes (their arguments): always as given.
 SIZE ?= auto
 # Default: runs/main, or runs/main_cpu for the CPU-sized variant.
 WORKDIR ?=
@@ -58,9 +59,10 @@ weights: install
 
 train: install data
 	@size=$(SIZE); config=$(CONFIG); workdir=$(WORKDIR); \
-	if [ "$$size" = auto ]; then \
-	  size=$$($(BIN)/python -c 'import jax; print("paper" if jax.default_backend() != "cpu" else "cpu")'); \
-	fi; \
+	case "$$size:$$config" in \
+	  auto:*cyclegan.py*|auto:*semi_supervised.py*) size=paper ;; \
+	  auto:*) size=$$($(BIN)/python -c 'import jax; print("paper" if jax.default_backend() != "cpu" else "cpu")') ;; \
+	esac; \
 	case "$$size" in \
 	  cpu) case "$$config" in *:*) config="$$config,cpu" ;; *) config="$$config:cpu" ;; esac; \
 	       workdir=$${workdir:-runs/main_cpu}; \
