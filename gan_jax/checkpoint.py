@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -115,6 +116,7 @@ class Checkpointer:
     """
     meta = {"config": self.config, "signature": state_signature(state)}
     self.wait()  # the previous save's error belongs to it, not to this one
+    self._check_space(step, state)
     with self._failure(step):
       self._manager.save(
         step,
@@ -123,6 +125,26 @@ class Checkpointer:
         force=True,
       )
     self._saving = step
+
+  def _check_space(self, step: int, state: Any) -> None:
+    """Raises CheckpointSaveError, before anything is written, when the file system has
+    less free space than the checkpoint needs (its arrays' bytes plus a margin); orbax would
+    only find out in its background threads."""
+    if "://" in self.directory:  # a remote file system: nothing to check locally
+      return
+    needed = sum(x.nbytes for x in jax.tree.leaves(state) if hasattr(x, "nbytes"))
+    needed = int(needed * 1.1) + (1 << 20)
+    free = shutil.disk_usage(self.directory).free
+    if free < needed:
+      kept = (
+        f"the checkpoint at step {self._saved} is intact"
+        if self._saved is not None
+        else "no earlier checkpoint"
+      )
+      raise CheckpointSaveError(
+        f"saving the checkpoint at step {step} in {self.directory} needs about "
+        f"{needed / 2**20:.1f} MiB, but only {free / 2**20:.1f} MiB are free (disk full?); {kept}"
+      )
 
   def poll(self) -> None:
     """Raises CheckpointSaveError if the save in progress has failed; never blocks."""

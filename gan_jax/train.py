@@ -419,12 +419,21 @@ def train_and_evaluate(
             save_checkpoint(step)
           raise TrainingInterrupted(stop.signum, step, checkpoints.directory)
     finally:
-      data_iter.close()
+      failing = sys.exc_info()[1] is not None
+      cleanups = [data_iter.close]
       for c in (checkpoints, best_checkpoints):
         if c is not None:
-          c.wait()
-          c.close()
-      writer.close()
+          cleanups += [c.wait, c.close]
+      cleanups.append(writer.close)
+      for cleanup in cleanups:
+        # While an error propagates (e.g. a full disk), the clean-up's own errors must not
+        # replace it: they are logged, and it is reported.
+        try:
+          cleanup()
+        except Exception as e:  # pylint: disable=broad-except
+          if not failing:
+            raise
+          logging.warning("while stopping after an error: %s", " ".join(str(e).split())[:200])
   return state
 
 

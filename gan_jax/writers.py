@@ -183,8 +183,7 @@ class Progress:
   def line(self, step: int, now: float | None = None) -> str:
     """The progress line at completed step `step`."""
     now = self._clock() if now is None else now
-    span = max(self.total - self.start, 1)
-    done = min(max(step - self.start, 0) / span, 1.0)
+    done = min(max(step, 0) / max(self.total, 1), 1.0)  # of the whole run, also after a resume
     width = 20
     bar = "#" * int(done * width) + "-" * (width - int(done * width))
     rate = self.rate(step, now)

@@ -234,3 +234,31 @@ def test_unusable_workdir_is_one_line(tmp_path, capsys, monkeypatch):
     assert os.listdir(read_only) == []
   finally:
     read_only.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+  "error,code,line",
+  [
+    (
+      "save",
+      1,
+      "error: saving the checkpoint at step 30 in /ckpt needs about 1.1 MiB, but only 1.0 MiB "
+      "are free (disk full?); the checkpoint at step 20 is intact",
+    ),
+    ("abort", 130, "interrupted: aborted"),
+  ],
+)
+def test_failed_save_and_second_sigint_exit_codes(error, code, line, monkeypatch, capsys):
+  """A checkpoint that cannot be saved ends the run with its one line and exit code 1; a
+  second Ctrl-C (KeyboardInterrupt while stopping) with 130."""
+  from gan_jax import checkpoint  # pylint: disable=g-import-not-at-top
+
+  def fails(config, workdir):
+    del config, workdir
+    if error == "save":
+      raise checkpoint.CheckpointSaveError(line[len("error: ") :])
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(train, "train_and_evaluate", fails)
+  assert train_cli.run_training(smoke_config("dcgan"), "unused") == code
+  assert capsys.readouterr().err.strip().splitlines() == [line]

@@ -350,3 +350,25 @@ def test_a_failed_background_save_is_reported_naming_its_step(tmp_path, monkeypa
   restored = checkpoints.restore({"w": jnp.zeros(4)}, step=1)
   np.testing.assert_array_equal(restored["w"], np.arange(4.0))
   checkpoints.close()
+
+
+def test_a_save_without_the_space_it_needs_fails_before_writing(tmp_path, monkeypatch):
+  """A full disk is reported at the save that would fail, before orbax writes anything."""
+  import collections  # pylint: disable=g-import-not-at-top
+
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  checkpoints = checkpoint_lib.Checkpointer(str(tmp_path / "ckpt"), keep=3, config={})
+  state = {"w": jnp.zeros((1000, 1000))}  # 4 MB
+  checkpoints.save(1, state)
+  checkpoints.wait()
+  usage = collections.namedtuple("usage", "total used free")
+  monkeypatch.setattr(checkpoint_lib.shutil, "disk_usage", lambda _: usage(10**9, 10**9, 3 << 20))
+  with pytest.raises(checkpoint_lib.CheckpointSaveError) as e:
+    checkpoints.save(2, state)
+  assert str(e.value) == (
+    f"saving the checkpoint at step 2 in {checkpoints.directory} needs about 5.2 MiB, but only "
+    "3.0 MiB are free (disk full?); the checkpoint at step 1 is intact"
+  )
+  assert sorted(os.listdir(checkpoints.directory)) == ["1"]
+  checkpoints.close()

@@ -182,7 +182,7 @@ def test_cpu_argument_sizes_the_headline_run_for_a_cpu():
     size["lens_blocks"],
     2 * size["steps"],
   )
-  assert paper.lens.K == 2 * paper.train.steps  # the ratio the cpu size keeps
+  assert 2 * paper.train.steps == paper.lens.K  # the ratio the cpu size keeps
   assert cpu.train.steps < paper.train.steps and cpu.model.width < paper.model.width
   assert cpu.data.to_dict() == paper.data.to_dict()
   assert cpu.objective.to_dict() == paper.objective.to_dict()

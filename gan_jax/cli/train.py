@@ -72,6 +72,10 @@ class _QuietLibraries(logging.Filter):
 
   def filter(self, record):
     internal = any(part in record.pathname for part in ("/orbax/", "/jax/", "/jaxlib/"))
+    if "/orbax/" in record.pathname and record.levelno == logging.ERROR:
+      # A save that failed in orbax's background threads: the trainer reports it as one line
+      # naming its step (the tracebacks show with --verbose).
+      return wants_traceback()
     return record.levelno >= logging.WARNING or not internal
 
 
