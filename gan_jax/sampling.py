@@ -82,7 +82,7 @@ def _in_batches(fn: Callable, inputs: np.ndarray, batch_size: int) -> np.ndarray
   out = []
   for lo in range(0, len(inputs), batch_size):
     chunk = inputs[lo : lo + batch_size]
-    out.append(np.asarray(fn(parallel.pad_batch(chunk, batch_size)))[: len(chunk)])
+    out.append(parallel.to_host(fn(parallel.pad_batch(chunk, batch_size)))[: len(chunk)])
   return np.concatenate(out).astype(np.float32)
 
 

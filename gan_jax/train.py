@@ -15,10 +15,14 @@ Outputs under `workdir`:
                      (config_before_step<N>.json: the config.json of a run that had no
                      history yet, resumed at step N).
 
+In a multi-process run (after jax.distributed.initialize(); docs/multihost.md) every process
+calls this with the same config and workdir: each feeds its rows of every batch, all of them
+save the checkpoints together, and process 0 alone writes the other outputs.
+
 Every input is checked before anything is written: the config (`spec.build_spec`), the data
 source and the workdir; a bad one raises ConfigError, FileNotFoundError, ValueError or OSError
 naming the field or file. SIGINT and SIGTERM during training save a checkpoint at the current
-step and raise TrainingInterrupted.
+step and raise TrainingInterrupted (with several processes, all of them at the same step).
 """
 
 from __future__ import annotations
@@ -77,17 +81,54 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 class StopRequests:
   """While entered, SIGINT and SIGTERM only record a request to stop (`signum`), which the
-  training loop checks once per iteration; a second SIGINT raises KeyboardInterrupt at once.
+  training loop checks once per iteration (`stop_after`); a second SIGINT raises
+  KeyboardInterrupt at once.
+
+  In a multi-process run every process must stop at the same step, as the checkpoint there is
+  saved by all of them together, but a signal may reach the processes at different steps, or
+  only one of them (a shell's Ctrl-C on one host). A process that received one announces a
+  stop step a few steps ahead in JAX's distributed key-value store; every process reads the
+  store once per iteration and stops at the earliest step announced.
 
   The previous handlers are restored on exit. Outside the main thread, where Python cannot
   install handlers, signals keep their handlers and `signum` stays None.
   """
 
   SIGNALS = (signal.SIGINT, signal.SIGTERM)
+  # Steps from a signal to the announced stop. Processes are at most two iterations apart
+  # (each reads the previous iteration's metrics, which need every process's part of it), so
+  # all of them read the announcement before they reach that step.
+  MARGIN = 4
+  KEY = "gan_jax/stop/"
 
   def __init__(self):
     self.signum: int | None = None
     self._previous: dict[int, Any] = {}
+    self._announced = False
+
+  def stop_after(self, step: int) -> bool:
+    """Whether to stop (after saving a checkpoint) after iteration `step`: a signal was
+    received, or in a multi-process run, `step` is the stop step a process announced."""
+    if jax.process_count() == 1:
+      return self.signum is not None
+    # The client of jax.distributed.initialize(); JAX has no public accessor for it.
+    from jax._src import distributed  # pylint: disable=g-import-not-at-top
+
+    client = distributed.global_state.client
+    if self.signum is not None and not self._announced:
+      stop_at = f"{step + self.MARGIN} {self.signum}"
+      client.key_value_set(f"{self.KEY}{jax.process_index()}", stop_at)
+      self._announced = True
+    announced = [
+      tuple(int(v) for v in value.split()) for _, value in client.key_value_dir_get(self.KEY)
+    ]
+    if not announced:
+      return False
+    stop_at, signum = min(announced)
+    if step < stop_at:
+      return False
+    self.signum = self.signum or signum
+    return True
 
   def _handle(self, signum, frame):
     del frame
@@ -98,7 +139,8 @@ class StopRequests:
       # Plain writes: a signal handler must not take the logging module's locks.
       sys.stderr.write(
         f"{signal.Signals(signum).name}: saving a checkpoint and stopping after this step "
-        "(SIGINT again aborts at once)\n"
+        "(with several processes: a few steps on, all at the same step; SIGINT again aborts "
+        "at once)\n"
       )
 
   def __enter__(self) -> StopRequests:
@@ -247,7 +289,9 @@ def train_and_evaluate(
   config_dict = checkpoint_lib.config_to_dict(config)
 
   # Built before anything is written, so that a bad eval section leaves the workdir untouched.
-  evaluator = evaluation.build_evaluator(config, spec.mesh)
+  # Each process evaluates whole on its own devices (the evaluators' inputs and outputs are
+  # host arrays); the results of process 0 are the ones used (`evaluate` below).
+  evaluator = evaluation.build_evaluator(config, parallel.local_mesh(spec.mesh))
   source = data_lib.load_source(config.data.to_dict(), seed)
   # Plain batches, or with data.num_labels > 0 the semi-supervised game's labelled and
   # unlabelled streams (gan_jax.data.semi_supervised documents the batch layout).
@@ -270,7 +314,10 @@ def train_and_evaluate(
 
   # The first examples of the training set (a game's data-dependent initialisation uses them).
   init_examples = min(spec.init_examples or spec.batch_size, len(source))
-  init_batch = {"image": images_to_float(jnp.asarray(source[np.arange(init_examples)]["image"]))}
+  # Host arrays: the same value in every process, which a multi-process jit takes as replicated.
+  init_batch = {
+    "image": np.asarray(images_to_float(jnp.asarray(source[np.arange(init_examples)]["image"])))
+  }
   checkpoints = checkpoint_lib.Checkpointer(
     os.path.join(workdir, "checkpoints"), keep=train_cfg.keep_checkpoints, config=config_dict
   )
@@ -312,9 +359,13 @@ def train_and_evaluate(
     sharding=parallel.batch_sharding(spec.mesh, batch_dim=1),
     global_batch_size=spec.batch_size,
   )
-  grid_inputs = sampling.fixed_inputs(spec, seed, train_cfg.num_samples, sampling.GRID)
-  real_images = images_to_float(
-    jnp.asarray(source[np.arange(min(train_cfg.num_samples, len(source)))]["image"])
+  grid_inputs = parallel.to_host(
+    sampling.fixed_inputs(spec, seed, train_cfg.num_samples, sampling.GRID)
+  )
+  real_images = np.asarray(
+    images_to_float(
+      jnp.asarray(source[np.arange(min(train_cfg.num_samples, len(source)))]["image"])
+    )
   )
 
   def compile_for(step):
@@ -354,7 +405,10 @@ def train_and_evaluate(
     history = []
 
   def save_samples(step):
-    images = {k: np.asarray(v) for k, v in panels(state, grid_inputs, real_images).items()}
+    # Every process takes part (a panel split over processes is gathered); process 0 writes.
+    # As a list: a dict would come back with sorted keys, losing the panels' order.
+    out = panels(state, grid_inputs, real_images)
+    images = dict(zip(out, parallel.to_host(list(out.values()))))
     if is_main:
       grids = {k: images_lib.make_grid(v) for k, v in images.items()}
       images_lib.save_png(
@@ -366,6 +420,8 @@ def train_and_evaluate(
 
   def evaluate(step):
     results = evaluator(sampling.evaluation_fns(needs, spec, state, seed, compiled=compiled), step)
+    # Process 0's values everywhere, so that every process keeps the same best checkpoint.
+    results = parallel.broadcast_scalars(results)
     writer.write_scalars(step, results)
     if best_checkpoints is not None:
       best_checkpoints.save(step, state, metrics=results)
@@ -413,7 +469,7 @@ def train_and_evaluate(
           check_pending()
         for action in due:
           action(step)
-        if stop is not None and stop.signum is not None and step < last:
+        if stop is not None and step < last and stop.stop_after(step):
           check_pending()
           if last_good != step:
             save_checkpoint(step)
@@ -439,6 +495,6 @@ def train_and_evaluate(
 
 def _check(pending, checkpoint_dir, last_good) -> dict[str, np.ndarray]:
   step, metrics = pending
-  metrics = jax.device_get(metrics)
+  metrics = parallel.to_host(metrics)
   check_finite(step, metrics, checkpoint_dir, last_good)
   return metrics

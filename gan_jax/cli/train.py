@@ -4,6 +4,12 @@ r"""Trains a GAN: `python main.py` in a checkout, `gan-jax-train` when installed
   gan-jax-train --config=wgan_gp_lens:smoke --workdir=runs/smoke
   python main.py --config=configs/wgan_gp.py:cifar10 --workdir=runs/wgan_gp \
       --config.train.steps=100000 --plugins=my_objectives
+  python main.py --config=configs/dcgan.py --workdir=/shared/runs/dcgan \
+      --coordinator_address=host0:8476 --num_processes=2 --process_id=0   # and 1 on host 1
+
+Multi-process training (docs/multihost.md) runs one process per host: --distributed alone
+takes the set-up JAX detects (Cloud TPU, SLURM, Open MPI); --coordinator_address,
+--num_processes and --process_id give it explicitly (and imply --distributed).
 
 A bad input (config file, field, value, data file, workdir) ends the run before anything is
 written, with one line `error: ...` on stderr and exit code 2; --verbose (or the environment
@@ -21,7 +27,7 @@ import re
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import jax
 import ml_collections
@@ -47,7 +53,23 @@ flags.DEFINE_bool(
   False,
   f"On an error, print the full traceback before the one-line message (also: {TRACEBACK_ENV}=1).",
 )
-flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host).")
+flags.DEFINE_bool(
+  "distributed",
+  False,
+  "Multi-process training, one process per host: call jax.distributed.initialize(), with the "
+  "flags below where given, else with what JAX detects (Cloud TPU, SLURM, Open MPI). Implied "
+  "by any of them.",
+)
+flags.DEFINE_string(
+  "coordinator_address",
+  None,
+  "host:port of process 0, where the processes meet (multi-process training; all processes "
+  "pass the same).",
+)
+flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process training).")
+flags.DEFINE_integer(
+  "process_id", None, "This process's index, 0 ... num_processes - 1 (multi-process training)."
+)
 flags.DEFINE_list(
   "plugins",
   [],
@@ -228,15 +250,62 @@ def _import_plugins(modules: str | list[str] | None) -> list[str]:
     sys.exit(2)
 
 
+def distributed_args() -> dict[str, Any] | None:
+  """The keyword arguments of jax.distributed.initialize() from the flags (only those given;
+  JAX detects the others), or None for a one-process run.
+
+  Raises:
+    ValueError: a combination of the flags that cannot describe a run.
+  """
+  given = {
+    name: FLAGS[name].value
+    for name in ("coordinator_address", "num_processes", "process_id")
+    if FLAGS[name].value is not None
+  }
+  if not given and not FLAGS["distributed"].value:
+    return None
+  num, pid = given.get("num_processes"), given.get("process_id")
+  if num is not None and num < 1:
+    raise ValueError(f"--num_processes={num} must be at least 1")
+  if pid is not None and num is None:
+    raise ValueError(f"--process_id={pid} needs --num_processes")
+  if pid is not None and not 0 <= pid < num:
+    raise ValueError(f"--process_id={pid} must be in 0 ... {num - 1} (--num_processes={num})")
+  if given.get("coordinator_address") == "":
+    raise ValueError("--coordinator_address is empty; it takes host:port of process 0")
+  return given
+
+
+def initialize_distributed() -> None:
+  """Starts multi-process training if the flags ask for it (`distributed_args`); exits with a
+  one-line error when they are inconsistent or the processes cannot connect."""
+  try:
+    kwargs = distributed_args()
+  except ValueError as e:
+    fail(e)
+  if kwargs is None:
+    return
+  if jax.config.jax_cpu_collectives_implementation is None:
+    # Without an implementation, a CPU program cannot communicate with other processes.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  try:
+    jax.distributed.initialize(**kwargs)
+  except ValueError as e:  # JAX's own check of the arguments, e.g. nothing to detect them from
+    fail(e, message=f"multi-process set-up: {one_line(e)}")
+  except RuntimeError as e:  # e.g. the coordinator could not be reached in time
+    fail(e, code=1, message=f"multi-process set-up failed: {one_line(e)}")
+
+
 def describe_run(config: ml_collections.ConfigDict, name: str, workdir: str) -> str:
   """The first output line: the config, its length, the devices and the workdir."""
   devices = jax.devices()
   kinds = ", ".join(sorted({d.device_kind for d in devices}))
   train_cfg = config.get("train", {})
   size = f"{train_cfg.get('steps', '?')} steps of batch {train_cfg.get('batch_size', '?')}"
+  processes = f" in {jax.process_count()} processes" if jax.process_count() > 1 else ""
   return (
     f"gan_jax: {name} ({size}) on {len(devices)} device{'s' if len(devices) > 1 else ''} "
-    f"({kinds}); workdir {workdir}"
+    f"({kinds}){processes}; workdir {workdir}"
   )
 
 
@@ -282,8 +351,7 @@ def main(argv):
       if "plugins" in FLAGS.config:
         del FLAGS.config["plugins"]
       FLAGS.config.plugins = ",".join(plugins)
-  if FLAGS.distributed:
-    jax.distributed.initialize()
+  initialize_distributed()
   if jax.process_index() == 0:
     name = config_flags.get_config_filename(FLAGS["config"])
     print(describe_run(FLAGS.config, name, FLAGS.workdir), flush=True)
