@@ -45,8 +45,9 @@ def adversary_gradient_norm(
   """
   grads = jax.grad(lambda phi: adversary_loss(phi, terms))(adversary_params)
   # φ is float32, so are these gradients: the sum of squares over every parameter of D is
-  # accumulated in float32 (the cast is a no-op, kept for parameters of another dtype).
-  grads = jax.tree.map(lambda g: g.astype(jnp.float32), grads)
+  # accumulated in float32 (at least: the cast is a no-op for float32 and wider parameters,
+  # and raises narrower ones).
+  grads = jax.tree.map(lambda g: g.astype(jnp.promote_types(g.dtype, jnp.float32)), grads)
   return optax.tree.norm(grads, squared=True), {}
 
 
