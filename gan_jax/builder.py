@@ -62,6 +62,9 @@ class SpecBuilder:
       then), or None.
     init_examples: real examples in the batch handed to `Game.init_variables` (None: the
       batch size); the semi-supervised game's data-dependent initialisation uses 500.
+    compute_dtype: the dtype of the networks' activations (config train.compute_dtype, read
+      by `gan_jax.spec.build_spec`); games and stabilisers build their modules with it as
+      their `dtype`, and parameters stay float32.
   """
 
   config: Any
@@ -77,6 +80,7 @@ class SpecBuilder:
   summaries: list[Summary] = dataclasses.field(default_factory=list)
   rebuild_at: int | None = None
   init_examples: int | None = None
+  compute_dtype: Any = jnp.float32
 
   def add_network(self, name: str, module: nn.Module, example_shape: tuple[int, ...]) -> None:
     """Adds a network; its optimiser comes from the config section optim.<name>.

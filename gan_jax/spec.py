@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -22,10 +23,14 @@ from gan_jax import (
 from gan_jax.builder import GAMES, SpecBuilder, Summary, apply_stabilisers
 from gan_jax.core import parallel
 from gan_jax.core.phases import Controller, Network, Phase
-from gan_jax.core.registry import ConfigError, read_section
+from gan_jax.core.registry import ConfigError, check_choice, read_section
 from gan_jax.games.base import Game
 
 DEFAULT_GAME = "unconditional"
+# train.compute_dtype -> the dtype of the networks' activations (docs/precision.md). Parameters,
+# optimiser states, normalisation statistics and losses are float32 with either.
+COMPUTE_DTYPES = {"float32": jnp.dtype(jnp.float32), "bfloat16": jnp.dtype(jnp.bfloat16)}
+DEFAULT_COMPUTE_DTYPE = "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +52,8 @@ class RunSpec:
     rebuild_at: step at which the run's spec changes (rebuild with build_spec(config, step)),
       or None.
     init_examples: real examples handed to the game's initialisation (None: batch_size).
+    compute_dtype: the dtype of the networks' activations (train.compute_dtype); the
+      networks were built with it as their `dtype`.
   """
 
   game: Game
@@ -61,6 +68,7 @@ class RunSpec:
   summaries: tuple[Summary, ...] = ()
   rebuild_at: int | None = None
   init_examples: int | None = None
+  compute_dtype: jnp.dtype = COMPUTE_DTYPES[DEFAULT_COMPUTE_DTYPE]
 
   @property
   def batches_per_iteration(self) -> int:
@@ -88,7 +96,10 @@ def build_spec(
     )
   image_shape = (data["image_size"], data["image_size"], data["channels"])
 
-  builder = SpecBuilder(config=config, step=step, image_shape=image_shape, mesh=mesh)
+  dtype = compute_dtype(config)
+  builder = SpecBuilder(
+    config=config, step=step, image_shape=image_shape, mesh=mesh, compute_dtype=dtype
+  )
   finish = GAMES.get(config.get("game", DEFAULT_GAME), "game")(builder)
   apply_stabilisers(builder, config)
   game = finish(builder)
@@ -106,9 +117,21 @@ def build_spec(
     summaries=tuple(builder.summaries),
     rebuild_at=builder.rebuild_at,
     init_examples=builder.init_examples,
+    compute_dtype=dtype,
   )
   validate(spec)
   return spec
+
+
+def compute_dtype(config: ml_collections.ConfigDict) -> jnp.dtype:
+  """The activation dtype that train.compute_dtype names ("float32" when the field is absent,
+  as in the config.json of runs recorded before it existed).
+
+  Raises:
+    ConfigError: the name is not one of `COMPUTE_DTYPES`.
+  """
+  name = read_section(config, "train").get("compute_dtype", DEFAULT_COMPUTE_DTYPE)
+  return COMPUTE_DTYPES[check_choice(name, tuple(COMPUTE_DTYPES), "train.compute_dtype")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,11 +230,11 @@ OTHER_FIELDS = {
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Checks the numeric fields of the train and optim sections, the model's common ones,
-  eval.every and the seed.
+  eval.every, the seed and train.compute_dtype.
 
   Raises:
     ConfigError: a value is out of range or of the wrong type; the message names the field
-      and its valid range.
+      and its valid range (or choices).
   """
 
   def check(field: str, value, valid: Range) -> None:
@@ -237,6 +260,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     holder = config.get(section) if section else config
     if holder is not None and name in holder:
       check(path, holder[name], valid)
+  compute_dtype(config)
 
 
 def validate(spec: RunSpec) -> None:

@@ -122,6 +122,7 @@ def _set(config, path, value):
     ("train.prefetch", -1, ["train.prefetch", "an int >= 0"]),
     ("train.ema_decay", 1.0, ["train.ema_decay", "a number in [0, 1)"]),
     ("train.ema_decay", -0.5, ["train.ema_decay", "a number in [0, 1)"]),
+    ("train.compute_dtype", "float8", ["train.compute_dtype", "valid: 'float32', 'bfloat16'"]),
     ("seed", -1, ["config field seed", "an int >= 0"]),
     ("eval.every", -1, ["eval.every", "an int >= 0"]),
     ("optim.generator.learning_rate", -1e-4, ["optim.generator.learning_rate", "a number >= 0"]),

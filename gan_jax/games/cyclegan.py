@@ -334,7 +334,9 @@ def setup(builder: SpecBuilder) -> Callable[[SpecBuilder], CycleGanGame]:
       "cyclegan game does not support; use lsgan, minimax, non_saturating, wgan or wgan_gp"
     )
   builder.objective = objective
-  modules = MODELS.get(model_cfg["name"], "model.name")(model_cfg, builder.image_shape)
+  modules = MODELS.get(model_cfg["name"], "model.name")(
+    model_cfg, builder.image_shape, dtype=builder.compute_dtype
+  )
   shared = bool(model_cfg["shared_encoder"])
   generators = SHARED_GENERATORS if shared else GENERATORS
   expected = set(generators + DISCRIMINATORS)

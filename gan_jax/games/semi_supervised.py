@@ -270,7 +270,9 @@ def setup(builder: SpecBuilder) -> Callable[[SpecBuilder], SemiSupervisedGame]:
     raise ConfigError(f"semi.unsupervised_weight must be >= 0, got {weight}")
   if semi["init_examples"] < 0:
     raise ConfigError(f"semi.init_examples must be >= 0, got {semi['init_examples']}")
-  modules = MODELS.get(model_cfg["name"], "model.name")(model_cfg, builder.image_shape)
+  modules = MODELS.get(model_cfg["name"], "model.name")(
+    model_cfg, builder.image_shape, dtype=builder.compute_dtype
+  )
 
   d_terms = [Term("sup", supervised_loss)]
   if weight > 0:

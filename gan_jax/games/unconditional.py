@@ -284,7 +284,9 @@ def setup(builder: SpecBuilder) -> Callable[[SpecBuilder], UnconditionalGame]:
   if model_cfg.get("vbn_reference_size", None) == 0:
     # Virtual batch norm's reference batch defaults to the training batch's size.
     model_cfg["vbn_reference_size"] = train["batch_size"]
-  modules = MODELS.get(model_cfg["name"], "model.name")(model_cfg, builder.image_shape)
+  modules = MODELS.get(model_cfg["name"], "model.name")(
+    model_cfg, builder.image_shape, dtype=builder.compute_dtype
+  )
   objective = OBJECTIVES.get(objective_cfg["name"], "objective.name")(objective_cfg)
   builder.objective = objective
   builder.phases += [

@@ -1,7 +1,10 @@
 """Networks, found by name through `MODELS` (config field `model.name`).
 
-A model builder takes the `model` config section (as a plain dict) and the data's image shape
-and returns the game's networks as Flax modules keyed by role ("generator", "discriminator").
+A model builder takes the `model` config section (as a plain dict), the data's image shape and
+the activations' dtype (`dtype`, from train.compute_dtype through the RunSpec; float32 when
+left out) and returns the game's networks as Flax modules keyed by role ("generator",
+"discriminator"). Every module computes in `dtype` and keeps its parameters in float32; what
+it returns into a loss (scores, logits, images, sown features) is float32 (docs/precision.md).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import jax.numpy as jnp
 from flax import linen as nn
 
 from gan_jax.core.registry import ConfigError, Registry, check_choice
@@ -20,10 +24,13 @@ from gan_jax.models.dcgan import Discriminator, Generator
 from gan_jax.models.initializers import INITIALIZERS
 
 MODELS = Registry("model")
+DType = Any
 
 
 @MODELS.register("dcgan")
-def dcgan(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> dict[str, nn.Module]:
+def dcgan(
+  cfg: Mapping[str, Any], image_shape: tuple[int, int, int], dtype: DType = jnp.float32
+) -> dict[str, nn.Module]:
   """DCGAN G and D (Tempered GAN Fig. 3); `discriminator_norm="none"` gives the WGAN-GP critic.
 
   Optional: minibatch discrimination in D (`minibatch_kernels` > 0) and virtual batch
@@ -58,6 +65,7 @@ def dcgan(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> dict[str
       init_scheme=cfg["init"],
       bn_momentum=cfg["bn_momentum"],
       vbn_reference_size=reference_size,
+      dtype=dtype,
     ),
     "discriminator": Discriminator(
       width=cfg["width"],
@@ -68,13 +76,14 @@ def dcgan(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> dict[str
       minibatch_kernel_dim=kernel_dim,
       minibatch_exclude_self=bool(cfg.get("minibatch_exclude_self", True)),
       vbn_reference_size=reference_size,
+      dtype=dtype,
     ),
   }
 
 
 @MODELS.register("began")
 def began_networks(
-  cfg: Mapping[str, Any], image_shape: tuple[int, int, int]
+  cfg: Mapping[str, Any], image_shape: tuple[int, int, int], dtype: DType = jnp.float32
 ) -> dict[str, nn.Module]:
   """BEGAN's G (the decoder's architecture) and auto-encoder D (Berthelot et al. 2017,
   Sec. 3.5, Fig. 1)."""
@@ -90,6 +99,7 @@ def began_networks(
       width=cfg["width"],
       skip=cfg["skip"],
       init_scheme=cfg["init"],
+      dtype=dtype,
     ),
     "discriminator": began_lib.AutoEncoder(
       width=cfg["width"],
@@ -97,6 +107,7 @@ def began_networks(
       eta=eta,
       skip=cfg["skip"],
       init_scheme=cfg["init"],
+      dtype=dtype,
     ),
   }
 
@@ -115,7 +126,9 @@ def _tuple_of_ints(value, field: str) -> tuple[int, ...]:
 
 
 @MODELS.register("semi_mlp")
-def semi_mlp(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> dict[str, nn.Module]:
+def semi_mlp(
+  cfg: Mapping[str, Any], image_shape: tuple[int, int, int], dtype: DType = jnp.float32
+) -> dict[str, nn.Module]:
   """The permutation-invariant MNIST MLPs of the semi-supervised K+1 GAN (Salimans et al. 2016,
   Sec. 5.1): weight-normalised D with Gaussian noise, batch-normalised G."""
   return {
@@ -123,18 +136,22 @@ def semi_mlp(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> dict[
       image_shape=tuple(image_shape),
       hidden=_tuple_of_ints(cfg["generator_hidden"], "model.generator_hidden"),
       bn_momentum=cfg["bn_momentum"],
+      dtype=dtype,
     ),
     "discriminator": semi_lib.MLPClassifier(
       hidden=_tuple_of_ints(cfg["discriminator_hidden"], "model.discriminator_hidden"),
       num_classes=cfg["num_classes"],
       input_noise=cfg["input_noise"],
       hidden_noise=cfg["hidden_noise"],
+      dtype=dtype,
     ),
   }
 
 
 @MODELS.register("semi_conv")
-def semi_conv(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> dict[str, nn.Module]:
+def semi_conv(
+  cfg: Mapping[str, Any], image_shape: tuple[int, int, int], dtype: DType = jnp.float32
+) -> dict[str, nn.Module]:
   """The CIFAR-10 / SVHN conv nets of the semi-supervised K+1 GAN (Salimans et al. 2016,
   Sec. 5.2-5.3): weight-normalised D with dropout, transposed-conv G."""
   height, width, _ = image_shape
@@ -146,20 +163,24 @@ def semi_conv(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> dict
     )
   return {
     "generator": semi_lib.ConvGenerator(
-      image_shape=tuple(image_shape), widths=g_widths, bn_momentum=cfg["bn_momentum"]
+      image_shape=tuple(image_shape),
+      widths=g_widths,
+      bn_momentum=cfg["bn_momentum"],
+      dtype=dtype,
     ),
     "discriminator": semi_lib.ConvClassifier(
       widths=_tuple_of_ints(cfg["discriminator_widths"], "model.discriminator_widths"),
       num_classes=cfg["num_classes"],
       input_dropout=cfg["input_dropout"],
       hidden_dropout=cfg["hidden_dropout"],
+      dtype=dtype,
     ),
   }
 
 
 @MODELS.register("cyclegan_resnet")
 def cyclegan_resnet(
-  cfg: Mapping[str, Any], image_shape: tuple[int, int, int]
+  cfg: Mapping[str, Any], image_shape: tuple[int, int, int], dtype: DType = jnp.float32
 ) -> dict[str, nn.Module]:
   """CycleGAN's ResNet generators and PatchGAN discriminators (Zhu et al. 2017, Appendix 7.2;
   `gan_jax.models.cyclegan`), for G: X -> Y, F: Y -> X, D_X and D_Y.
@@ -188,21 +209,21 @@ def cyclegan_resnet(
   if cfg["shared_encoder"]:
     first = cyclegan_lib.encoder_blocks(n_blocks)
     generators = {
-      "encoder": cyclegan_lib.Encoder(g_width, first),
+      "encoder": cyclegan_lib.Encoder(g_width, first, dtype=dtype),
       **{
-        name: cyclegan_lib.Decoder(g_width, n_blocks - first, channels)
+        name: cyclegan_lib.Decoder(g_width, n_blocks - first, channels, dtype=dtype)
         for name in ("decoder_x", "decoder_y")
       },
     }
   else:
     generators = {
-      name: cyclegan_lib.ResnetGenerator(channels, g_width, n_blocks)
+      name: cyclegan_lib.ResnetGenerator(channels, g_width, n_blocks, dtype=dtype)
       for name in ("generator_xy", "generator_yx")
     }
   return {
     **generators,
     **{
-      name: cyclegan_lib.PatchDiscriminator(d_width, d_layers)
+      name: cyclegan_lib.PatchDiscriminator(d_width, d_layers, dtype=dtype)
       for name in ("discriminator_x", "discriminator_y")
     },
   }

@@ -20,11 +20,16 @@ Optional refinements (Sec. 3.5.1):
 
 D's `__call__` returns the per-sample auto-encoder loss L(v) = mean over pixels of
 |v - D(v)|^η (Sec. 3.1, Eq. 1), so the game's `d_real` and `d_fake` are L(x) and L(G(z)).
+
+Every module takes `dtype`, the dtype of its activations (train.compute_dtype); parameters
+are float32, and the images (G's output, D's reconstruction), the embedding h and L(v), which
+enter losses, are float32.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -63,6 +68,7 @@ class _Layer(nn.Module):
   carry: float
   kernel_init: nn.initializers.Initializer
   strides: int = 1
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -74,19 +80,21 @@ class _Layer(nn.Module):
         strides=self.strides,
         padding="SAME",
         kernel_init=self.kernel_init,
+        dtype=self.dtype,
         name="conv",
       )(x)
     )
     # carry is static: with carry 0 (no residual, the paper's plain network) the mix is skipped.
     if self.carry and out.shape == x.shape:
-      out = self.carry * x + (1.0 - self.carry) * out
+      out = self.carry * x.astype(out.dtype) + (1.0 - self.carry) * out
     return out
 
 
-def _layer_factory(init_scheme: str, carry: float):
-  """The kernel initialiser named `init_scheme` and a `_Layer` constructor that uses it."""
+def _layer_factory(init_scheme: str, carry: float, dtype: Any):
+  """The kernel initialiser named `init_scheme` and a `_Layer` constructor that uses it and
+  computes in `dtype`."""
   kernel_init, _ = INITIALIZERS.get(init_scheme, "model.init")
-  return kernel_init, functools.partial(_Layer, carry=carry, kernel_init=kernel_init)
+  return kernel_init, functools.partial(_Layer, carry=carry, kernel_init=kernel_init, dtype=dtype)
 
 
 class Decoder(nn.Module):
@@ -99,6 +107,7 @@ class Decoder(nn.Module):
     skip: concatenate h0 upsampled after every upsampling (Sec. 3.5.1).
     carry: vanishing-residual carry in [0, 1] (0: plain layers).
     init_scheme: initialiser name (`INITIALIZERS`).
+    dtype: the dtype of the activations; the images are returned in float32.
   """
 
   image_size: int = 32
@@ -107,14 +116,17 @@ class Decoder(nn.Module):
   skip: bool = False
   carry: float = 0.0
   init_scheme: str = "xavier"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, h: jax.Array, train: bool = True) -> jax.Array:
     """BEGAN Fig. 1 (decoder): maps h (B, N) to images (B, H, W, channels); `train` is unused
     (no batch statistics), kept for the game's calling convention."""
     del train
-    kernel_init, layer = _layer_factory(self.init_scheme, self.carry)
-    h0 = nn.Dense(BASE_SIZE * BASE_SIZE * self.width, kernel_init=kernel_init, name="project")(h)
+    kernel_init, layer = _layer_factory(self.init_scheme, self.carry, self.dtype)
+    h0 = nn.Dense(
+      BASE_SIZE * BASE_SIZE * self.width, kernel_init=kernel_init, dtype=self.dtype, name="project"
+    )(h)
     h0 = h0.reshape(h.shape[0], BASE_SIZE, BASE_SIZE, self.width)
     x = h0
     for i in range(num_scales(self.image_size)):
@@ -124,9 +136,16 @@ class Decoder(nn.Module):
           x = jnp.concatenate([x, upsample(h0, 2**i)], axis=-1)
       x = layer(self.width, name=f"scale{i}_conv0")(x)
       x = layer(self.width, name=f"scale{i}_conv1")(x)
-    return nn.Conv(self.channels, (3, 3), padding="SAME", kernel_init=kernel_init, name="to_image")(
-      x
-    )
+    image = nn.Conv(
+      self.channels,
+      (3, 3),
+      padding="SAME",
+      kernel_init=kernel_init,
+      dtype=self.dtype,
+      name="to_image",
+    )(x)
+    # G's images and D's reconstruction enter losses (L(v) = |v - D(v)|^η): float32.
+    return image.astype(jnp.float32)
 
 
 class Encoder(nn.Module):
@@ -137,17 +156,19 @@ class Encoder(nn.Module):
     hidden_dim: N_h.
     carry: vanishing-residual carry in [0, 1].
     init_scheme: initialiser name.
+    dtype: the dtype of the activations and of h.
   """
 
   width: int = 64
   hidden_dim: int = 64
   carry: float = 0.0
   init_scheme: str = "xavier"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """BEGAN Fig. 1 (encoder): maps (B, H, W, C) to h (B, N_h)."""
-    kernel_init, layer = _layer_factory(self.init_scheme, self.carry)
+    kernel_init, layer = _layer_factory(self.init_scheme, self.carry, self.dtype)
     scales = num_scales(x.shape[1])
     x = layer(self.width, name="stem")(x)
     for i in range(scales):
@@ -157,7 +178,7 @@ class Encoder(nn.Module):
       if i < scales - 1:
         # Filters grow linearly with each down-sampling (Sec. 3.5).
         x = layer(features + self.width, strides=2, name=f"scale{i}_down")(x)
-    return nn.Dense(self.hidden_dim, kernel_init=kernel_init, name="embed")(
+    return nn.Dense(self.hidden_dim, kernel_init=kernel_init, dtype=self.dtype, name="embed")(
       x.reshape(x.shape[0], -1)
     )
 
@@ -175,6 +196,7 @@ class AutoEncoder(nn.Module):
     skip: skip connections in the decoder.
     carry: vanishing-residual carry in [0, 1].
     init_scheme: initialiser name.
+    dtype: the dtype of the activations; h, the reconstruction and L(v) are float32.
   """
 
   width: int = 64
@@ -183,6 +205,7 @@ class AutoEncoder(nn.Module):
   skip: bool = False
   carry: float = 0.0
   init_scheme: str = "xavier"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
@@ -201,9 +224,11 @@ class AutoEncoder(nn.Module):
       hidden_dim=self.hidden_dim,
       carry=self.carry,
       init_scheme=self.init_scheme,
+      dtype=self.dtype,
       name="encoder",
     )(x)
-    self.sow("intermediates", "features", h)
+    # Sown for feature matching, a loss: float32.
+    self.sow("intermediates", "features", h.astype(jnp.float32))
     reconstruction = Decoder(
       image_size=x.shape[1],
       channels=x.shape[-1],
@@ -211,10 +236,13 @@ class AutoEncoder(nn.Module):
       skip=self.skip,
       carry=self.carry,
       init_scheme=self.init_scheme,
+      dtype=self.dtype,
       name="decoder",
     )(h)
     self.sow("intermediates", "reconstruction", reconstruction)
-    error = jnp.abs(x - reconstruction)
+    # x and the reconstruction are float32, so is L(v): its per-pixel errors are small
+    # differences of values near ±1, which bfloat16 would round to ~1e-2.
+    error = jnp.abs(x.astype(jnp.float32) - reconstruction)
     if self.eta != 1:
       error = error**self.eta
     return jnp.mean(error.reshape(x.shape[0], -1), axis=1)

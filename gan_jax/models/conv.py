@@ -23,6 +23,12 @@ input gradient of a strided convolution with the spatially flipped, in/out-swapp
 it joins the same closed set. Values and parameters are those of `nn.Conv` / `nn.ConvTranspose`
 (padding "SAME"); the custom path is taken on CPU only (`lax.platform_dependent`), elsewhere
 the plain convolutions run.
+
+Precision: the layers cast x, the kernel and the bias to `dtype` (bfloat16 with
+train.compute_dtype = "bfloat16"; the parameters stay `param_dtype`, float32), so the three
+operations, and every derivative built from them, see operands of one dtype, and a cotangent
+has the dtype of its primal. The transpose of the cast hands the kernel's gradient back to the
+float32 parameter as float32.
 """
 
 from __future__ import annotations
@@ -53,7 +59,11 @@ def _plain_conv(x: jax.Array, k: jax.Array, strides: Sequence[int]) -> jax.Array
 def _transpose(
   linear_fn: Callable[[jax.Array], jax.Array], shape: Shape, ct: jax.Array
 ) -> jax.Array:
-  """The transpose of the linear map `linear_fn` (from arrays of `shape`) applied to `ct`."""
+  """The transpose of the linear map `linear_fn` (from arrays of `shape`) applied to `ct`.
+
+  The map's input has ct's dtype: the operands of each convolution share one dtype (the
+  layers cast them to `dtype`), and a cotangent has its primal's.
+  """
   return jax.linear_transpose(linear_fn, jax.ShapeDtypeStruct(shape, ct.dtype))(ct)[0]
 
 
@@ -162,6 +172,8 @@ class _Strided(nn.Module):
   use_bias: bool = True
   kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
   bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+  # The computation's dtype (None: x's and the parameters' promoted); the parameters are
+  # stored in param_dtype.
   dtype: jnp.dtype | None = None
   param_dtype: jnp.dtype = jnp.float32
 

@@ -14,11 +14,17 @@ upsampling and the output conv), so the shared-encoder variant is the same archi
 one encoder for both directions and one decoder per target domain.
 
 Images are (B, H, W, C) in [-1, 1]; H and W must be multiples of 4.
+
+Every module takes `dtype`, the dtype of its activations (train.compute_dtype); parameters are
+float32, instance normalisation's statistics are computed in float32 (Flax promotes its
+reductions), and the generators' images and the discriminators' scores, which enter the
+losses (adversarial, cycle and identity), are float32.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -35,20 +41,23 @@ def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
   return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
 
 
-def instance_norm(x: jax.Array) -> jax.Array:
+def instance_norm(x: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
   """Instance normalisation (Ulyanov et al. 2016) without affine parameters, as the
   reference's InstanceNorm2d(affine=False): each image's channels to zero mean, unit variance
-  over H and W."""
-  return nn.InstanceNorm(use_scale=False, use_bias=False, epsilon=1e-5)(x)
+  over H and W. The statistics are computed in float32; the result has `dtype`."""
+  return nn.InstanceNorm(use_scale=False, use_bias=False, epsilon=1e-5, dtype=dtype)(x)
 
 
-def conv(features: int, kernel: int, stride: int = 1, padding="VALID", name=None) -> nn.Conv:
+def conv(
+  features: int, kernel: int, stride: int = 1, padding="VALID", name=None, dtype=jnp.float32
+) -> nn.Conv:
   return nn.Conv(
     features,
     (kernel, kernel),
     strides=(stride, stride),
     padding=padding,
     kernel_init=KERNEL_INIT,
+    dtype=dtype,
     name=name,
   )
 
@@ -58,12 +67,15 @@ class ResidualBlock(nn.Module):
   ResnetBlock; Johnson et al. 2016 without the final ReLU, as the reference)."""
 
   features: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    h = nn.relu(instance_norm(conv(self.features, 3)(reflect_pad(x, 1))))
-    h = instance_norm(conv(self.features, 3)(reflect_pad(h, 1)))
-    return x + h
+    """(B, H, W, features) -> (B, H, W, features), in `dtype`."""
+    norm = lambda h: instance_norm(h, self.dtype)
+    h = nn.relu(norm(conv(self.features, 3, dtype=self.dtype)(reflect_pad(x, 1))))
+    h = norm(conv(self.features, 3, dtype=self.dtype)(reflect_pad(h, 1)))
+    return x.astype(self.dtype) + h
 
 
 class Encoder(nn.Module):
@@ -72,21 +84,24 @@ class Encoder(nn.Module):
   Attributes:
     width: w, the first conv's filters (ngf, 64 in the paper).
     n_blocks: residual blocks here.
+    dtype: the dtype of the activations and of the features returned (they go on to a
+      decoder, not into a loss).
   """
 
   width: int
   n_blocks: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     """(B, H, W, C) -> features (B, H/4, W/4, 4w). `train` is unused (no batch state)."""
     del train
-    h = nn.relu(instance_norm(conv(self.width, 7)(reflect_pad(x, 3))))
+    h = nn.relu(instance_norm(conv(self.width, 7, dtype=self.dtype)(reflect_pad(x, 3)), self.dtype))
     for i in range(DOWNSAMPLINGS):
-      h = conv(self.width * 2 ** (i + 1), 3, 2, ((1, 1), (1, 1)))(h)
-      h = nn.relu(instance_norm(h))
+      h = conv(self.width * 2 ** (i + 1), 3, 2, ((1, 1), (1, 1)), dtype=self.dtype)(h)
+      h = nn.relu(instance_norm(h, self.dtype))
     for _ in range(self.n_blocks):
-      h = ResidualBlock(self.width * 2**DOWNSAMPLINGS)(h)
+      h = ResidualBlock(self.width * 2**DOWNSAMPLINGS, self.dtype)(h)
     return h
 
 
@@ -97,18 +112,20 @@ class Decoder(nn.Module):
     width: w.
     n_blocks: residual blocks here.
     channels: C of the output images.
+    dtype: the dtype of the activations; the images are float32.
   """
 
   width: int
   n_blocks: int
   channels: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, h: jax.Array, train: bool = True) -> jax.Array:
-    """Features (B, H/4, W/4, 4w) -> images (B, H, W, C) in [-1, 1]."""
+    """Features (B, H/4, W/4, 4w) -> images (B, H, W, C) in [-1, 1], float32."""
     del train
     for _ in range(self.n_blocks):
-      h = ResidualBlock(self.width * 2**DOWNSAMPLINGS)(h)
+      h = ResidualBlock(self.width * 2**DOWNSAMPLINGS, self.dtype)(h)
     for i in reversed(range(DOWNSAMPLINGS)):
       # PyTorch's ConvTranspose2d(k=3, s=2, padding=1, output_padding=1): the dilated input
       # padded by k-1-p = 1 before and k-1-p+1 = 2 after, so the size exactly doubles.
@@ -118,9 +135,12 @@ class Decoder(nn.Module):
         strides=(2, 2),
         padding=((1, 2), (1, 2)),
         kernel_init=KERNEL_INIT,
+        dtype=self.dtype,
       )(h)
-      h = nn.relu(instance_norm(h))
-    return jnp.tanh(conv(self.channels, 7)(reflect_pad(h, 3)))
+      h = nn.relu(instance_norm(h, self.dtype))
+    out = conv(self.channels, 7, dtype=self.dtype)(reflect_pad(h, 3))
+    # The images enter D and the cycle and identity losses: float32.
+    return jnp.tanh(out.astype(jnp.float32))
 
 
 def encoder_blocks(n_blocks: int) -> int:
@@ -137,18 +157,21 @@ class ResnetGenerator(nn.Module):
     channels: C of the output images.
     width: w (ngf).
     n_blocks: residual blocks (6 at 128 px, 9 at 256 px).
+    dtype: the dtype of the activations; the images are float32.
   """
 
   channels: int
   width: int = 64
   n_blocks: int = 9
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    """(B, H, W, C_in) in [-1, 1] -> (B, H, W, C) in [-1, 1]."""
+    """(B, H, W, C_in) in [-1, 1] -> (B, H, W, C) in [-1, 1], float32."""
     first = encoder_blocks(self.n_blocks)
-    h = Encoder(self.width, first, name="encoder")(x, train)
-    return Decoder(self.width, self.n_blocks - first, self.channels, name="decoder")(h, train)
+    h = Encoder(self.width, first, self.dtype, name="encoder")(x, train)
+    decoder = Decoder(self.width, self.n_blocks - first, self.channels, self.dtype, name="decoder")
+    return decoder(h, train)
 
 
 def patch_layers(n_layers: int) -> tuple[tuple[int, int], ...]:
@@ -187,19 +210,22 @@ class PatchDiscriminator(nn.Module):
   Attributes:
     width: filters of the first conv (ndf, 64); doubled per layer up to 8·width.
     n_layers: the stride-2 convs (3 for the 70x70 PatchGAN).
+    dtype: the dtype of the activations; the scores are float32.
   """
 
   width: int = 64
   n_layers: int = 3
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    """(B, H, W, C) -> raw scores (B, h, w), h = patch_output_size(H, n_layers)."""
+    """(B, H, W, C) -> raw scores (B, h, w), h = patch_output_size(H, n_layers), float32."""
     del train
     pad = ((1, 1), (1, 1))
-    h = nn.leaky_relu(conv(self.width, 4, 2, pad)(x), 0.2)
+    h = nn.leaky_relu(conv(self.width, 4, 2, pad, dtype=self.dtype)(x), 0.2)
     for n in range(1, self.n_layers + 1):
       stride = 2 if n < self.n_layers else 1
-      h = conv(self.width * min(2**n, 8), 4, stride, pad)(h)
-      h = nn.leaky_relu(instance_norm(h), 0.2)
-    return conv(1, 4, 1, pad)(h)[..., 0]
+      h = conv(self.width * min(2**n, 8), 4, stride, pad, dtype=self.dtype)(h)
+      h = nn.leaky_relu(instance_norm(h, self.dtype), 0.2)
+    # The scores enter the losses: float32.
+    return conv(1, 4, 1, pad, dtype=self.dtype)(h)[..., 0].astype(jnp.float32)

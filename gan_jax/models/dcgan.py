@@ -54,19 +54,30 @@ def _norm(
   scale_init: Callable,
   name: str,
   reference_size: int = 0,
+  dtype: jnp.dtype = jnp.float32,
 ):
+  """The normalisation layer `kind`, returning `dtype`.
+
+  Its mean and variance are computed in float32 whatever `dtype` is (Flax's normalisation
+  layers promote their reductions to float32; `VirtualBatchNorm` casts), and BatchNorm's
+  running averages are float32 variables: a variance from bfloat16 sums of squares would lose
+  most of its digits.
+  """
   if kind == "virtual_batch":
-    return VirtualBatchNorm(reference_size, epsilon=1e-5, scale_init=scale_init, name=name)
+    return VirtualBatchNorm(
+      reference_size, epsilon=1e-5, scale_init=scale_init, dtype=dtype, name=name
+    )
   if kind == "batch":
     return nn.BatchNorm(
       use_running_average=not train,
       momentum=momentum,
       epsilon=1e-5,
       scale_init=scale_init,
+      dtype=dtype,
       name=name,
     )
   if kind == "layer":
-    return nn.LayerNorm(epsilon=1e-5, name=name)
+    return nn.LayerNorm(epsilon=1e-5, dtype=dtype, name=name)
   return lambda h: h
 
 
@@ -82,6 +93,8 @@ class Generator(nn.Module):
     init_scheme: initialiser name, see `INITIALIZERS`.
     bn_momentum: BatchNorm running-average momentum.
     vbn_reference_size: R, the reference batch's size (norm="virtual_batch" only).
+    dtype: the dtype of the activations (train.compute_dtype); the parameters are float32
+      and the images are returned in float32.
   """
 
   image_size: int = 32
@@ -109,7 +122,13 @@ class Generator(nn.Module):
       dtype=self.dtype,
     )
     norm = functools.partial(
-      _norm, self.norm, train, self.bn_momentum, scale_init, reference_size=self.vbn_reference_size
+      _norm,
+      self.norm,
+      train,
+      self.bn_momentum,
+      scale_init,
+      reference_size=self.vbn_reference_size,
+      dtype=self.dtype,
     )
     batch = z.shape[0]
     reference = self.norm == "virtual_batch"
@@ -128,6 +147,8 @@ class Generator(nn.Module):
     h = convt(self.channels, name="to_image")(h)
     if reference:
       h = h[-batch:]
+    # The images enter losses (the lens' reconstruction, the gradient penalty's interpolation)
+    # and the sample grids: float32.
     return jnp.tanh(h.astype(jnp.float32))
 
 
@@ -153,6 +174,8 @@ class Discriminator(nn.Module):
     minibatch_kernel_dim: C of minibatch discrimination.
     minibatch_exclude_self: leave out j = i from minibatch discrimination's sum.
     vbn_reference_size: R, the reference batch's size (norm="virtual_batch" only).
+    dtype: the dtype of the activations (train.compute_dtype); the parameters are float32,
+      and the scores and sown intermediates, which enter losses, are returned in float32.
   """
 
   width: int = 64
@@ -175,7 +198,13 @@ class Discriminator(nn.Module):
       StridedConv, kernel_size=(4, 4), strides=(2, 2), kernel_init=kernel_init, dtype=self.dtype
     )
     norm = functools.partial(
-      _norm, self.norm, train, self.bn_momentum, scale_init, reference_size=self.vbn_reference_size
+      _norm,
+      self.norm,
+      train,
+      self.bn_momentum,
+      scale_init,
+      reference_size=self.vbn_reference_size,
+      dtype=self.dtype,
     )
     batch = x.shape[0]
     reference = self.norm == "virtual_batch"
@@ -191,20 +220,23 @@ class Discriminator(nn.Module):
       if use_norm:
         h = norm(f"down{i}_norm")(h)
       h = nn.leaky_relu(h, 0.2)
-      self.sow("intermediates", f"block{i}", h[-batch:] if reference else h)
+      # Sown intermediates may enter a loss (feature matching on any layer): float32.
+      self.sow("intermediates", f"block{i}", (h[-batch:] if reference else h).astype(jnp.float32))
       features *= 2
     if reference:
       h = h[-batch:]
     h = h.reshape(h.shape[0], -1)
-    self.sow("intermediates", "features", h)
+    self.sow("intermediates", "features", h.astype(jnp.float32))
     if self.minibatch_kernels:
       num_features = h.shape[1]
       h = MinibatchDiscrimination(
         self.minibatch_kernels,
         self.minibatch_kernel_dim,
         exclude_self=self.minibatch_exclude_self,
+        dtype=self.dtype,
         name="minibatch",
       )(h)
-      self.sow("intermediates", "minibatch_features", h[:, num_features:])
+      self.sow("intermediates", "minibatch_features", h[:, num_features:].astype(jnp.float32))
     out = nn.Dense(1, kernel_init=kernel_init, dtype=self.dtype, name="score")(h)
+    # The scores enter the losses: float32.
     return out[:, 0].astype(jnp.float32)

@@ -9,11 +9,17 @@ Both run inside the compiled, data-parallel step (`gan_jax.core.parallel`): the 
 over global arrays, so the minibatch of minibatch discrimination is the *global* batch (XLA
 gathers the projections M of every device's examples for the sum over j), and one device
 gives the same values as several at the same global batch size.
+
+Both take a `dtype` for their output (the network's activation dtype, train.compute_dtype);
+their parameters are float32, and the parts that are sums of many close values (the L1
+distances of minibatch discrimination, the moments of virtual batch normalisation) are computed
+in float32.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -55,12 +61,14 @@ class MinibatchDiscrimination(nn.Module):
     kernel_dim: C (5 in the released code).
     exclude_self: leave out j = i from the sum (as the released code does).
     init_stddev: standard deviation of T's normal initialisation (the released code's 0.05).
+    dtype: the dtype of the projection M and of the output (None: f's and T's promoted).
   """
 
   num_kernels: int = 100
   kernel_dim: int = 5
   exclude_self: bool = True
   init_stddev: float = 0.05
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, f: jax.Array) -> jax.Array:
@@ -70,8 +78,11 @@ class MinibatchDiscrimination(nn.Module):
       nn.initializers.normal(self.init_stddev),
       (f.shape[-1], self.num_kernels, self.kernel_dim),
     )
+    f, t = nn.dtypes.promote_dtype(f, t, dtype=self.dtype)
     m = jnp.einsum("na,abc->nbc", f, t)
-    o = minibatch_features(m, exclude_self=self.exclude_self)
+    # o is made of differences of close values (it detects near-identical examples) and sums
+    # N exponentials of them: float32 whatever the activations' dtype.
+    o = minibatch_features(m.astype(jnp.float32), exclude_self=self.exclude_self)
     return jnp.concatenate([f, o.astype(f.dtype)], axis=-1)
 
 
@@ -118,11 +129,14 @@ class VirtualBatchNorm(nn.Module):
     reference_size: R, the rows of the reference batch at the front of the input.
     epsilon: added to the variance.
     scale_init: initialiser of the scale γ (the bias β starts at 0).
+    dtype: the dtype of the output (None: the input's). The moments and the normalisation
+      are computed in float32 either way.
   """
 
   reference_size: int
   epsilon: float = 1e-5
   scale_init: Callable = nn.initializers.ones
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, h: jax.Array) -> jax.Array:
@@ -130,9 +144,11 @@ class VirtualBatchNorm(nn.Module):
     channels = h.shape[-1]
     scale = self.param("scale", self.scale_init, (channels,))
     bias = self.param("bias", nn.initializers.zeros, (channels,))
+    # The moments are means of squares over (R + 1)·H·W values, in float32; so is the
+    # normalisation, h − mean being promoted to the moments' float32.
     mean, var = virtual_batch_moments(h.astype(jnp.float32), self.reference_size)
     y = (h - mean) * jax.lax.rsqrt(var + self.epsilon)
-    return (y * scale + bias).astype(h.dtype)
+    return (y * scale + bias).astype(h.dtype if self.dtype is None else self.dtype)
 
 
 def reference_input(module: nn.Module, x: jax.Array, reference_size: int) -> jax.Array:

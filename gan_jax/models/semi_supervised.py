@@ -17,6 +17,12 @@ Stochastic layers (Gaussian noise, dropout) draw from the PRNG collection "noise
 mode and are the identity in inference mode (the released code's `deterministic=True`, used
 for the test error).
 
+Every network takes `dtype`, the dtype of its activations (train.compute_dtype); parameters
+and batch-norm statistics are float32, weight normalisation's v / ‖v‖ is computed in float32
+before the layer casts it, and the logits, the sown features and G's images, which enter
+losses, are float32. The Gaussian noise is drawn in float32 whatever the activations' dtype, so
+a bfloat16 run sees the same draws as a float32 one.
+
 Weight normalisation (Salimans & Kingma 2016, Eq. 2): w = g · v / ‖v‖ per output unit. Its
 data-dependent initialisation (ibid., Sec. 2.2) runs when the network is initialised with
 `data_init=True` on a real batch: each layer, in order, sets g ← s0 / σ[t] and
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,10 +45,13 @@ _CONV_DIMS = ("NHWC", "HWIO", "NHWC")
 
 
 def gaussian_noise(module: nn.Module, x: jax.Array, sigma: float, train: bool) -> jax.Array:
-  """x + N(0, σ²) in training mode (the released code's GaussianNoiseLayer), else x."""
+  """x + N(0, σ²) in training mode (the released code's GaussianNoiseLayer), else x; x's
+  dtype. The noise is drawn and added in float32 (a bfloat16 draw would be a different
+  stream and coarser)."""
   if not train or sigma == 0:
     return x
-  return x + sigma * jax.random.normal(module.make_rng("noise"), x.shape, x.dtype)
+  noise = jax.random.normal(module.make_rng("noise"), x.shape, jnp.float32)
+  return (x + sigma * noise).astype(x.dtype)
 
 
 def dropout(module: nn.Module, x: jax.Array, rate: float, train: bool) -> jax.Array:
@@ -69,6 +79,8 @@ class WeightNorm(nn.Module):
       b = 0, as the released code's `l2normalize` of the MNIST generator's output layer).
     eps: added to ‖v‖² (1e-6 in the released code's conv layers, 0 in its MNIST D).
     use_bias: add b.
+    dtype: the dtype of the computation and output (None: x's and v's promoted); v, g and b
+      are float32 parameters, v / ‖v‖ is computed in float32 and cast.
   """
 
   features: int
@@ -82,6 +94,7 @@ class WeightNorm(nn.Module):
   data_dependent: bool = True
   eps: float = 0.0
   use_bias: bool = True
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, data_init: bool = False) -> jax.Array:
@@ -93,6 +106,7 @@ class WeightNorm(nn.Module):
     v = self.param("v", self.v_init, shape)
     axes = tuple(range(v.ndim - 1))
     direction = v / jnp.sqrt(self.eps + jnp.sum(jnp.square(v), axis=axes, keepdims=True))
+    x, direction = nn.dtypes.promote_dtype(x, direction, dtype=self.dtype)
     if self.kind == "dense":
       t = x @ direction
     elif self.kind == "conv":
@@ -107,9 +121,11 @@ class WeightNorm(nn.Module):
     moments = None
     if data_init and self.data_dependent and self.is_initializing():
       # Salimans & Kingma 2016, Sec. 2.2: normalise the pre-activation on the init batch.
+      # In float32: g and b are float32 parameters and σ comes from a sum of squares.
+      t32 = t.astype(jnp.float32)
       reduce = tuple(range(t.ndim - 1))
-      mean = jnp.mean(t, axis=reduce)
-      std = jnp.sqrt(jnp.mean(jnp.square(t - mean), axis=reduce) + 1e-12)
+      mean = jnp.mean(t32, axis=reduce)
+      std = jnp.sqrt(jnp.mean(jnp.square(t32 - mean), axis=reduce) + 1e-12)
       moments = (mean, std)
 
     def g_init(key, shape):
@@ -125,9 +141,9 @@ class WeightNorm(nn.Module):
       # A fixed scale (the released code's `train_g=False` / `train_scale=False`): set by the
       # data-dependent init, never updated.
       g = jax.lax.stop_gradient(g)
-    y = t * g
+    y = t * g.astype(t.dtype)
     if self.use_bias:
-      y = y + self.param("b", b_init, (self.features,))
+      y = y + self.param("b", b_init, (self.features,)).astype(t.dtype)
     return y
 
 
@@ -141,12 +157,14 @@ class MLPClassifier(nn.Module):
     num_classes: K.
     input_noise: σ of the Gaussian noise on the [0, 1] pixels (0.3).
     hidden_noise: σ of the noise after each hidden layer (0.5).
+    dtype: the dtype of the activations; the logits and features are float32.
   """
 
   hidden: tuple[int, ...] = (1000, 500, 250, 250, 250)
   num_classes: int = 10
   input_noise: float = 0.3
   hidden_noise: float = 0.5
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True, data_init: bool = False) -> jax.Array:
@@ -154,15 +172,16 @@ class MLPClassifier(nn.Module):
     # The released code's pixels are in [0, 1]; the noise scale refers to them.
     h = (x.reshape(x.shape[0], -1).astype(jnp.float32) + 1.0) / 2.0
     h = gaussian_noise(self, h, self.input_noise, train)
-    dense = dict(kind="dense", v_init=nn.initializers.normal(0.1))
+    dense = dict(kind="dense", v_init=nn.initializers.normal(0.1), dtype=self.dtype)
     for i, width in enumerate(self.hidden):
       h = nn.relu(WeightNorm(width, **dense, name=f"dense{i}")(h, data_init))
       if i == len(self.hidden) - 1:
         # The released code matches features of its layers[-3]: the last hidden layer's
-        # output before its noise.
-        self.sow("intermediates", "features", h)
+        # output before its noise. Feature matching is a loss: float32.
+        self.sow("intermediates", "features", h.astype(jnp.float32))
       h = gaussian_noise(self, h, self.hidden_noise, train)
-    return WeightNorm(self.num_classes, **dense, train_scale=True, name="logits")(h, data_init)
+    logits = WeightNorm(self.num_classes, **dense, train_scale=True, name="logits")(h, data_init)
+    return logits.astype(jnp.float32)
 
 
 class MLPGenerator(nn.Module):
@@ -174,11 +193,13 @@ class MLPGenerator(nn.Module):
     image_shape: (H, W, C) of the output.
     hidden: hidden widths (500, 500).
     bn_momentum: running-average momentum of batch norm (0.9, the released code's).
+    dtype: the dtype of the activations; the images are float32.
   """
 
   image_shape: tuple[int, int, int] = (28, 28, 1)
   hidden: tuple[int, ...] = (500, 500)
   bn_momentum: float = 0.9
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True, data_init: bool = False) -> jax.Array:
@@ -186,13 +207,19 @@ class MLPGenerator(nn.Module):
     h = z.astype(jnp.float32)
     for i, width in enumerate(self.hidden):
       h = nn.Dense(
-        width, use_bias=False, kernel_init=nn.initializers.xavier_uniform(), name=f"dense{i}"
+        width,
+        use_bias=False,
+        kernel_init=nn.initializers.xavier_uniform(),
+        dtype=self.dtype,
+        name=f"dense{i}",
       )(h)
+      # Flax computes the batch statistics in float32 and keeps float32 running averages.
       h = nn.BatchNorm(
         use_running_average=not train,
         momentum=self.bn_momentum,
         epsilon=1e-6,
         use_scale=False,
+        dtype=self.dtype,
         name=f"bn{i}",
       )(h)
       h = nn.softplus(h)
@@ -203,9 +230,12 @@ class MLPGenerator(nn.Module):
       train_scale=True,
       data_dependent=False,
       eps=1e-6,
+      dtype=self.dtype,
       name="to_image",
     )(h, data_init)
-    # sigmoid gives the released code's [0, 1] pixels; the library's images are in [-1, 1].
+    # sigmoid gives the released code's [0, 1] pixels; the library's images are in [-1, 1],
+    # float32 (they enter D and the feature-matching loss).
+    out = out.astype(jnp.float32)
     return (2.0 * nn.sigmoid(out) - 1.0).reshape((z.shape[0], *self.image_shape))
 
 
@@ -224,18 +254,20 @@ class ConvClassifier(nn.Module):
     num_classes: K.
     input_dropout: dropout rate on the input (0.2).
     hidden_dropout: dropout rate after each block (0.5).
+    dtype: the dtype of the activations; the logits and features are float32.
   """
 
   widths: tuple[int, ...] = (96, 192)
   num_classes: int = 10
   input_dropout: float = 0.2
   hidden_dropout: float = 0.5
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True, data_init: bool = False) -> jax.Array:
     """Images (B, H, W, C) in [-1, 1] -> logits (B, K); sows "features" (B, widths[-1])."""
-    conv = dict(kind="conv", v_init=nn.initializers.normal(0.05), eps=1e-6)
-    h = dropout(self, x.astype(jnp.float32), self.input_dropout, train)
+    conv = dict(kind="conv", v_init=nn.initializers.normal(0.05), eps=1e-6, dtype=self.dtype)
+    h = dropout(self, x.astype(self.dtype), self.input_dropout, train)
     for block, width in enumerate(self.widths):
       for j in range(3):
         # Lasagne's pad=1 on both sides (lax's "SAME" pads a stride-2 conv only at the end).
@@ -256,16 +288,19 @@ class ConvClassifier(nn.Module):
       h = WeightNorm(width, **conv, kernel_size=(1, 1), name=f"nin{j}")(h, data_init)
       h = nn.leaky_relu(h, 0.2)
     h = jnp.mean(h, axis=(1, 2))
-    self.sow("intermediates", "features", h)
-    return WeightNorm(
+    # Feature matching is a loss: float32.
+    self.sow("intermediates", "features", h.astype(jnp.float32))
+    logits = WeightNorm(
       self.num_classes,
       kind="dense",
       v_init=nn.initializers.normal(0.05),
       train_scale=True,
       init_scale=0.1,
       eps=1e-6,
+      dtype=self.dtype,
       name="logits",
     )(h, data_init)
+    return logits.astype(jnp.float32)
 
 
 class ConvGenerator(nn.Module):
@@ -277,11 +312,13 @@ class ConvGenerator(nn.Module):
     image_shape: (H, W, C); H = W = 4 · 2**len(widths).
     widths: channels of the projection and of each hidden transposed conv (512, 256, 128).
     bn_momentum: running-average momentum of batch norm (0.9).
+    dtype: the dtype of the activations; the images are float32.
   """
 
   image_shape: tuple[int, int, int] = (32, 32, 3)
   widths: tuple[int, ...] = (512, 256, 128)
   bn_momentum: float = 0.9
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True, data_init: bool = False) -> jax.Array:
@@ -296,18 +333,25 @@ class ConvGenerator(nn.Module):
         momentum=self.bn_momentum,
         epsilon=1e-6,
         use_scale=False,
+        dtype=self.dtype,
         name=name,
       )
 
-    h = nn.Dense(base * base * self.widths[0], use_bias=False, kernel_init=init, name="project")(
-      z.astype(jnp.float32)
-    )
+    h = nn.Dense(
+      base * base * self.widths[0],
+      use_bias=False,
+      kernel_init=init,
+      dtype=self.dtype,
+      name="project",
+    )(z.astype(jnp.float32))
     h = nn.relu(bn("project_bn")(h)).reshape(z.shape[0], base, base, self.widths[0])
     # Theano's gradient of a 5x5 stride-2 conv with pad 2 ("half") from 2n to n pixels, as
     # a transposed conv: pad the dilated input by (k - 1 - 2, k - 1 - 2 + 1) = (2, 3).
     up = dict(kernel_size=(5, 5), strides=(2, 2), padding=_up_padding())
     for i, w in enumerate(self.widths[1:]):
-      h = nn.ConvTranspose(w, **up, use_bias=False, kernel_init=init, name=f"up{i}")(h)
+      h = nn.ConvTranspose(
+        w, **up, use_bias=False, kernel_init=init, dtype=self.dtype, name=f"up{i}"
+      )(h)
       h = nn.relu(bn(f"up{i}_bn")(h))
     h = WeightNorm(
       channels,
@@ -317,9 +361,11 @@ class ConvGenerator(nn.Module):
       train_scale=True,
       init_scale=0.1,
       eps=1e-6,
+      dtype=self.dtype,
       name="to_image",
     )(h, data_init)
-    return jnp.tanh(h)
+    # The images enter D and the feature-matching loss: float32.
+    return jnp.tanh(h.astype(jnp.float32))
 
 
 def _up_padding() -> tuple[tuple[int, int], tuple[int, int]]:

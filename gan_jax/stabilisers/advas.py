@@ -8,6 +8,15 @@ function containing jax.grad). λ is fixed, or chosen at every step as
 D's BatchNorm layers, if any, use the batch statistics in the penalty pass, as in D's own
 update: r is the norm of the gradient D actually follows. The running statistics that pass
 would write are discarded, so D's statistics are not updated twice per G step.
+
+Precision (train.compute_dtype = "bfloat16", docs/precision.md): ∇_φ L_adv is taken w.r.t.
+the float32 parameters φ, so it is a float32 tree (each layer casts φ to the compute dtype,
+and the transpose of that cast returns the cotangent as float32), and r, a sum of squares over
+all of D's parameters, and the adaptive λ's norms are accumulated in float32. The nested
+passes through D and G run in the compute dtype, as D's own update does: that is the gradient
+D actually follows, bfloat16's float32 exponent range keeps the second-order terms from
+underflowing, and its per-element rounding (≤ 0.4 %) moves r about as much as it moves the
+losses (tests/test_precision.py compares r with float32's to the losses' tolerance).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from gan_jax.builder import STABILISERS, SpecBuilder
@@ -34,6 +44,10 @@ def adversary_gradient_norm(
     terms: D's loss terms to use (default: all of them).
   """
   grads = jax.grad(lambda phi: adversary_loss(phi, terms))(adversary_params)
+  # φ is float32, so are these gradients: the sum of squares over every parameter of D is
+  # accumulated in float32 (at least: the cast is a no-op for float32 and wider parameters,
+  # and raises narrower ones).
+  grads = jax.tree.map(lambda g: g.astype(jnp.promote_types(g.dtype, jnp.float32)), grads)
   return optax.tree.norm(grads, squared=True), {}
 
 

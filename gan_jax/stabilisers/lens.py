@@ -72,6 +72,7 @@ def add_lens(builder: SpecBuilder, cfg: Mapping[str, Any], step: int) -> None:
       norm=get("norm"),
       init_scheme=get("init"),
       zero_init_output=get("zero_init_output"),
+      dtype=builder.compute_dtype,
     ),
     (1, height, width, channels),
   )
