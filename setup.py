@@ -35,6 +35,7 @@ setup(
     # Stock TFDS datasets (cifar10, celeb_a, svhn_cropped, lsun, ...); no TensorFlow needed
     # for ArrayRecord data sources.
     "tfds": ["tensorflow-datasets>=4.9"],
-    "test": ["pytest", "pytest-xdist", "ruff==0.17.6"],
+    # nbclient, nbformat and ipykernel execute the notebooks of colab/ (tests/test_notebooks.py).
+    "test": ["pytest", "pytest-xdist", "ruff==0.17.6", "nbclient", "nbformat", "ipykernel"],
   },
 )
