@@ -27,6 +27,11 @@ NOTEBOOK_TIMEOUT = 300
 # Flags of the kernel's JAX: the device count of a Colab TPU, and the tests' cheaper compilation
 # (tests/conftest.py; this process has its own, for 4 devices).
 KERNEL_XLA_FLAGS = "--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0"
+# Notebooks executed by default. The others (FID on the Inception network, several runs each)
+# take 60-130 s each in smoke mode on 2 CPU cores, which the suite's 15-minute budget on such a
+# machine cannot hold yet; GAN_JAX_TEST_NOTEBOOKS=all executes every notebook.
+DEFAULT_NOTEBOOKS = ("began.ipynb", "quickstart.ipynb")
+ALL_NOTEBOOKS = os.environ.get("GAN_JAX_TEST_NOTEBOOKS", "") == "all"
 # The committed notebooks may carry the outputs of a real run (colab/run_all.sh): small ones.
 MAX_NOTEBOOK_BYTES = 2_000_000
 
@@ -98,6 +103,8 @@ def kernel_cache(tmp_path_factory) -> str:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_in_smoke_mode(name, tmp_path, kernel_cache):
+  if not ALL_NOTEBOOKS and name not in DEFAULT_NOTEBOOKS:
+    pytest.skip(f"{name}: executed with GAN_JAX_TEST_NOTEBOOKS=all (60-130 s in smoke mode)")
   nbclient = pytest.importorskip("nbclient")
   nbformat = pytest.importorskip("nbformat")
   notebook = nbformat.read(os.path.join(ROOT, "colab", name), as_version=4)
