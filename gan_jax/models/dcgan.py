@@ -81,6 +81,20 @@ def _norm(
   return lambda h: h
 
 
+def _norm_of(module: nn.Module, train: bool, scale_init):
+  """`_norm` with the settings of `module` (Generator or Discriminator): the
+  normalisation layer both networks build after each convolution."""
+  return functools.partial(
+    _norm,
+    module.norm,
+    train,
+    module.bn_momentum,
+    scale_init,
+    reference_size=module.vbn_reference_size,
+    dtype=module.dtype,
+  )
+
+
 class Generator(nn.Module):
   """DCGAN generator G: z -> image.
 
@@ -121,15 +135,7 @@ class Generator(nn.Module):
       kernel_init=kernel_init,
       dtype=self.dtype,
     )
-    norm = functools.partial(
-      _norm,
-      self.norm,
-      train,
-      self.bn_momentum,
-      scale_init,
-      reference_size=self.vbn_reference_size,
-      dtype=self.dtype,
-    )
+    norm = _norm_of(self, train, scale_init)
     batch = z.shape[0]
     reference = self.norm == "virtual_batch"
     if reference:
@@ -197,15 +203,7 @@ class Discriminator(nn.Module):
     conv = functools.partial(
       StridedConv, kernel_size=(4, 4), strides=(2, 2), kernel_init=kernel_init, dtype=self.dtype
     )
-    norm = functools.partial(
-      _norm,
-      self.norm,
-      train,
-      self.bn_momentum,
-      scale_init,
-      reference_size=self.vbn_reference_size,
-      dtype=self.dtype,
-    )
+    norm = _norm_of(self, train, scale_init)
     batch = x.shape[0]
     reference = self.norm == "virtual_batch"
     if reference:
