@@ -126,6 +126,12 @@ class Checkpointer:
       )
     self._saving = step
 
+  def _intact(self) -> str:
+    """What a failed save leaves: the last checkpoint known to be complete, if any."""
+    if self._saved is None:
+      return "no earlier checkpoint"
+    return f"the checkpoint at step {self._saved} is intact"
+
   def _check_space(self, step: int, state: Any) -> None:
     """Raises CheckpointSaveError, before anything is written, when the file system has
     less free space than the checkpoint needs (its arrays' bytes plus a margin); orbax would
@@ -136,14 +142,10 @@ class Checkpointer:
     needed = int(needed * 1.1) + (1 << 20)
     free = shutil.disk_usage(self.directory).free
     if free < needed:
-      kept = (
-        f"the checkpoint at step {self._saved} is intact"
-        if self._saved is not None
-        else "no earlier checkpoint"
-      )
       raise CheckpointSaveError(
         f"saving the checkpoint at step {step} in {self.directory} needs about "
-        f"{needed / 2**20:.1f} MiB, but only {free / 2**20:.1f} MiB are free (disk full?); {kept}"
+        f"{needed / 2**20:.1f} MiB, but only {free / 2**20:.1f} MiB are free (disk full?); "
+        f"{self._intact()}"
       )
 
   def poll(self) -> None:
@@ -175,12 +177,9 @@ class Checkpointer:
       raise
     except Exception as e:  # pylint: disable=broad-except
       cause = " ".join(str(e).split())[:300] or type(e).__name__
-      last = self._saved
-      kept = (
-        f"the checkpoint at step {last} is intact" if last is not None else "no earlier checkpoint"
-      )
       raise CheckpointSaveError(
-        f"saving the checkpoint at step {step} in {self.directory} failed ({cause}); {kept}"
+        f"saving the checkpoint at step {step} in {self.directory} failed ({cause}); "
+        f"{self._intact()}"
       ) from e
 
   def close(self) -> None:
