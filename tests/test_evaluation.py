@@ -373,6 +373,32 @@ def test_kid_std_is_left_out_when_every_subset_is_the_same():
   assert set(results) == {"eval/kid", "eval/kid_std"} and results["eval/kid_std"] > 0
 
 
+_TRACES = []
+
+
+def _flat_features(p, x):
+  del p
+  _TRACES.append(x.shape)  # runs once per trace
+  return {"out": x.reshape(x.shape[0], -1).astype(np.float32)}
+
+
+def test_extractors_built_alike_compile_once():
+  """An evaluator builds its extractors anew each time: they share the jitted network."""
+  _TRACES.clear()
+  images = np.zeros((8, 4, 4, 1), np.uint8)
+  outs = []
+  for params in ({"w": np.zeros(2)}, {"w": np.ones(2)}):  # new weights, same shapes
+    extractor = features_lib.FeatureExtractor(
+      "flat", "flat", _flat_features, params, {"out": "f"}, 8
+    )
+    outs.append(extractor(images)["f"])
+  assert len(_TRACES) == 1, _TRACES
+  np.testing.assert_array_equal(outs[0], outs[1])
+  # Another output selection is another program.
+  features_lib.FeatureExtractor("flat", "flat", _flat_features, {}, {"out": "g"}, 8)(images)
+  assert len(_TRACES) == 2
+
+
 def test_feature_extraction_logs_progress_and_warns_with_an_eta(caplog):
   extractor = features_lib.FeatureExtractor(
     "flat",

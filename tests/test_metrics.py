@@ -105,6 +105,22 @@ def test_fid_of_few_samples_matches_the_covariance_route():
     metrics.fid_from_features(x, y[:, :32])
 
 
+def test_fid_to_stats_matches_the_covariance_route():
+  """The evaluator's FID of generated features against cached reference statistics: the
+  (N, N) route for N <= D must equal the (D, D) one."""
+  rng = np.random.default_rng(3)
+  ref = rng.normal(size=(200, 48)) @ rng.normal(size=(48, 48)) / 6 + 2
+  stats = metrics.GaussianStats(ref.mean(0), np.cov(ref, rowvar=False), len(ref))
+  for n in (2, 9, 48, 60):  # 60 > D: the covariance route itself
+    x = (rng.normal(size=(n, 48)) * 1.5 + 1).astype(np.float32)
+    x64 = x.astype(np.float64)
+    sigma = np.cov(x64, rowvar=False)
+    exact = metrics.frechet_distance(x64.mean(0), sigma, stats.mu, stats.sigma)
+    np.testing.assert_allclose(metrics.fid_to_stats(x, stats), exact, rtol=1e-5)
+  with pytest.raises(ValueError, match="N >= 2, 48"):
+    metrics.fid_to_stats(x[:, :40], stats)
+
+
 def test_fid_rejects_mismatched_stats():
   with pytest.raises(ValueError, match="mismatched"):
     metrics.frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))

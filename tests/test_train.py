@@ -21,6 +21,8 @@ from gan_jax.core.registry import ConfigError
 from tests.utils import smoke_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# JAX's monitoring event for each XLA compilation.
+_BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 
 
 def test_resume_is_bit_identical(tmp_path):
@@ -31,6 +33,39 @@ def test_resume_is_bit_identical(tmp_path):
   train.train_and_evaluate(half, str(tmp_path / "split"))
   resumed = jax.device_get(train.train_and_evaluate(config, str(tmp_path / "split")))
   chex.assert_trees_all_equal(resumed, full)
+
+
+def test_checkpoints_are_orbax_standard_ones_written_by_one_replica(tmp_path):
+  """The state's handler writes each replicated array once, without orbax's per-shape slicing
+  programs, in StandardSave's format: either kind of checkpoint restores with the other."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+  mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  state = jax.device_put(
+    {"w": np.arange(6.0).reshape(2, 3), "n": {"k": np.ones(4, np.int32)}}, replicated
+  )
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  meta = {"config": {}, "signature": checkpoint_lib.state_signature(state)}
+  checkpointer = checkpoint_lib.Checkpointer(str(tmp_path), 3, {})
+  compiles = []
+  jax.monitoring.register_event_duration_secs_listener(
+    lambda event, *_, **__: compiles.append(event) if event == _BACKEND_COMPILE else None
+  )
+  checkpointer.save(1, state)
+  checkpointer.wait()
+  assert not compiles  # replica-parallel saving compiled one jax.lax.slice_in_dim per shape
+  standard = ocp.CheckpointManager(str(tmp_path))
+  restored = standard.restore(1, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+  chex.assert_trees_all_equal(restored["state"], state)
+  standard.save(
+    2,
+    args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+  )
+  standard.wait_until_finished()
+  restored = checkpoint_lib.Checkpointer(str(tmp_path), 3, {}).restore(abstract, 2)
+  chex.assert_trees_all_equal(restored, state)
+  assert restored["w"].sharding == replicated
 
 
 def test_partial_checkpoint_is_ignored(tmp_path):

@@ -104,8 +104,8 @@ METRICS: Registry[Metric] = Registry("metric")
 
 
 def _fid(fake, real, options):
-  stats = frechet.gaussian_stats(fake["features"], mesh=options["mesh"])
-  return frechet.frechet_distance(stats.mu, stats.sigma, real["mu"], real["sigma"])
+  reference = frechet.GaussianStats(mu=real["mu"], sigma=real["sigma"], n=0)
+  return frechet.fid_to_stats(fake["features"], reference, mesh=options["mesh"])
 
 
 METRICS.register("fid")(

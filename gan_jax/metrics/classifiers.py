@@ -18,10 +18,11 @@ architecture.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -269,6 +270,13 @@ def apply_per_channel(params: Mapping, images: jax.Array, image_size: int) -> di
   }
 
 
+@functools.cache
+def _apply_at(size: int) -> Callable[[Any, jax.Array], dict[str, jax.Array]]:
+  """`apply_per_channel` at one input size, the same function object on every call (so that
+  the extractors of a dataset share one compiled program)."""
+  return functools.partial(apply_per_channel, image_size=size)
+
+
 def classifier_extractor(
   dataset: str, options: Mapping[str, Any], mesh=None
 ) -> features_lib.FeatureExtractor:
@@ -276,11 +284,10 @@ def classifier_extractor(
   params, record = load(dataset, options.get("classifier_path") or None)
   size = int(record["image_size"])
   key = f"classifier-{dataset}-{ARCH}-{cache.arrays_digest(_flat(params))}"
-  fn = lambda p, x: apply_per_channel(p, x, size)  # pylint: disable=unnecessary-lambda-assignment
   return features_lib.FeatureExtractor(
     f"{dataset}_classifier",
     key,
-    fn,
+    _apply_at(size),
     params,
     {"features": "features", "logits": "logits"},
     batch_size=options.get("batch_size", 500),

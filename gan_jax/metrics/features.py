@@ -8,6 +8,7 @@ cached reference statistics are never reused across extractors.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -24,6 +25,26 @@ from gan_jax.core.registry import Registry
 # name -> factory(options: Mapping, mesh) -> FeatureExtractor; the options are the `eval`
 # config section as a dict.
 EXTRACTORS: Registry[Callable[..., FeatureExtractor]] = Registry("feature extractor")
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted(
+  fn: Callable[[Any, jax.Array], Mapping], outputs: tuple[tuple[str, str], ...], mesh: Mesh
+) -> Callable[[Any, jax.Array], dict[str, jax.Array]]:
+  """The jitted `fn` for one output selection and mesh, shared by the extractors built alike.
+
+  An evaluator builds its extractors anew (one per evaluation in a notebook, one per run of the
+  evaluation API), and Inception-v3 takes seconds to compile: one jitted function per network
+  compiles once per batch shape in a process.
+  """
+  names = dict(outputs)
+  replicated, batch = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+
+  def run(p, images):
+    out = fn(p, images)
+    return {names[k]: out[k] for k in names}
+
+  return jax.jit(run, in_shardings=(replicated, batch), out_shardings=batch)
 
 
 class FeatureExtractor:
@@ -60,15 +81,8 @@ class FeatureExtractor:
     self.mesh = mesh if mesh is not None else parallel.make_mesh()
     n_dev = self.mesh.size
     self.batch_size = max(n_dev, -(-batch_size // n_dev) * n_dev)
-    replicated = parallel.replicated(self.mesh)
-    self._params = jax.device_put(params, replicated)
-    batch = parallel.batch_sharding(self.mesh)
-
-    def run(p, images):
-      out = fn(p, images)
-      return {self.outputs[k]: out[k] for k in self.outputs}
-
-    self._fn = jax.jit(run, in_shardings=(replicated, batch), out_shardings=batch)
+    self._params = jax.device_put(params, parallel.replicated(self.mesh))
+    self._fn = _jitted(fn, tuple(self.outputs.items()), self.mesh)
 
   def _convert_channels(self, images: np.ndarray) -> np.ndarray:
     c = images.shape[-1]

@@ -151,6 +151,36 @@ def fid_from_features(x: np.ndarray, y: np.ndarray, mesh: Mesh | None = None) ->
   return fid_from_stats(gaussian_stats(x, mesh=mesh), gaussian_stats(y, mesh=mesh))
 
 
+def fid_to_stats(x: np.ndarray, reference: GaussianStats, mesh: Mesh | None = None) -> float:
+  """FID between features x (N, D), N >= 2, and a reference's statistics (e.g. cached ones).
+
+  With N <= D, Σ_x = BᵀB for the centred B = (x - μ_x) / √(N - 1) (N, D), and the non-zero
+  eigenvalues of Σ_x Σ_r are those of the symmetric PSD B Σ_r Bᵀ (N, N): Tr((Σ_x Σ_r)^{1/2}) is
+  the sum of their square roots. Exact, and one (N, D, D) product instead of two (D, D)
+  eigendecompositions: for 500 Inception features, a fraction of the cost.
+  """
+  x = np.asarray(x)
+  d = reference.mu.shape[0]
+  if x.ndim != 2 or x.shape[1] != d or len(x) < 2:
+    raise ValueError(f"need features (N >= 2, {d}), got shape {x.shape}")
+  if len(x) > d:
+    stats = gaussian_stats(x, mesh=mesh)
+    return frechet_distance(stats.mu, stats.sigma, reference.mu, reference.sigma)
+  x = x.astype(np.float64)
+  mu_x = x.mean(0)
+  b = (x - mu_x) / np.sqrt(len(x) - 1)
+  m = b @ np.asarray(reference.sigma, np.float64) @ b.T
+  eig = np.linalg.eigvalsh((m + m.T) / 2)
+  diff = mu_x - reference.mu
+  value = (
+    diff @ diff
+    + np.sum(b * b)
+    + np.trace(reference.sigma)
+    - 2.0 * np.sum(np.sqrt(np.clip(eig, 0, None)))
+  )
+  return float(max(value, 0.0))
+
+
 @functools.lru_cache(maxsize=1)
 def _inception(batch_size: int, mesh: Mesh) -> features_lib.FeatureExtractor:
   # Kept for the next call: loading the weights and compiling the network cost far more than
