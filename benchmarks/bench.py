@@ -10,14 +10,21 @@ networks and iteration in PyTorch) on the same device kind, and prints one JSON 
 
 Timing: the first call (compilation plus one iteration) is reported apart; after `--warmup`
 iterations, `--iters` iterations are timed in `--windows` windows, each closed by waiting for
-the device (`jax.block_until_ready`, `torch.cuda.synchronize`). Rows give ms/iter over all
-timed iterations and the median of the windows' ms/iter (robust to a busy host); the ratio
-peer/jax (> 1: gan_jax is faster) uses the medians. images/s counts the real images one
-iteration consumes, n_critic * B.
+the device (`jax.block_until_ready`, `torch.cuda.synchronize`). gan_jax and every peer mode
+take turns window by window (window w of each before window w + 1 of any, the first of each
+round rotating), and the host's 1-minute load average is recorded before every window, so a
+ratio compares the two under the same conditions. Rows give ms/iter over all timed
+iterations and the median of the windows' ms/iter; the ratio peer/jax (> 1: gan_jax is faster)
+uses the medians. images/s counts the real images one iteration consumes, n_critic * B.
+
+Distance to the machine's limit: each gan_jax row has its FLOPs per iteration (XLA's cost
+analysis of the compiled iteration) and the GFLOP/s achieved, beside the machine's float32
+peak, the best rate of a plain (2048, 2048) matmul measured at the start and the end of the
+run.
 
 The peer runs in this interpreter when torch is importable (a GPU image with JAX and torch),
-else in a subprocess of `--peer_python` (default: /work/torchenv/bin/python), one per
-(objective, batch size) so that its timings are taken right after the matching JAX ones.
+else in a subprocess of `--peer_python` (default: /work/torchenv/bin/python) that serves the
+windows on request (`torch_peer.py --serve`), one per (objective, batch size).
 """
 
 from __future__ import annotations
@@ -159,67 +166,124 @@ def split_iterations(iters: int, windows: int) -> list[int]:
   return [base + (i < extra) for i in range(windows)]
 
 
-def time_gan_jax(
-  cfg, *, warmup: int, iters: int, windows: int, devices: int, seed: int
-) -> dict[str, Any]:
-  """Compiles and times the gan_jax iteration of `cfg`."""
-  spec = spec_lib.build_spec(cfg, mesh=parallel.make_mesh(devices))
-  start = time.perf_counter()
-  # Reported apart (init_s); on CPU compiled without LLVM optimisation, see train.init_state.
-  state = train_lib.init_state(spec, seed)
-  init_s = time.perf_counter() - start
-  shape = (spec.batches_per_iteration, spec.batch_size) + spec.image_shape
-  images = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-  batch = {"image": jax.device_put(images, parallel.batch_sharding(spec.mesh, batch_dim=1))}
-  step = train_lib.compile_train_iteration(spec)
+class JaxTimer:
+  """The compiled gan_jax iteration of `cfg`, ready to be timed window by window.
 
-  # Ahead-of-time lowering and compilation, timed apart; the executable is the one
-  # `step(state, batch)` would build and run.
-  start = time.perf_counter()
-  lowered = step.lower(state, batch)
-  lower_s = time.perf_counter() - start
-  start = time.perf_counter()
-  compiled = lowered.compile()
-  compile_s = time.perf_counter() - start
+  Construction initialises the state, lowers and compiles the iteration ahead of time (the
+  executable `step(state, batch)` would build), runs the first iteration and the warm-up.
+  `window(n)` times n more iterations.
+  """
 
-  start = time.perf_counter()
-  state, metrics = compiled(state, batch)
-  jax.block_until_ready((state, metrics))
-  first_s = time.perf_counter() - start
-  for _ in range(max(warmup - 1, 0)):
-    state, metrics = compiled(state, batch)
-  jax.block_until_ready((state, metrics))
+  def __init__(self, cfg, *, warmup: int, devices: int, seed: int):
+    spec = spec_lib.build_spec(cfg, mesh=parallel.make_mesh(devices))
+    start = time.perf_counter()
+    # Reported apart (init_s); on CPU compiled without LLVM optimisation, see train.init_state.
+    self.state = train_lib.init_state(spec, seed)
+    init_s = time.perf_counter() - start
+    shape = (spec.batches_per_iteration, spec.batch_size) + spec.image_shape
+    images = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    self.batch = {"image": jax.device_put(images, parallel.batch_sharding(spec.mesh, batch_dim=1))}
+    step = train_lib.compile_train_iteration(spec)
+    start = time.perf_counter()
+    lowered = step.lower(self.state, self.batch)
+    lower_s = time.perf_counter() - start
+    start = time.perf_counter()
+    self.compiled = lowered.compile()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    self._run(1)
+    first_s = time.perf_counter() - start
+    self._run(max(warmup - 1, 0))
+    self.info = {
+      "init_s": init_s,
+      "lower_s": lower_s,
+      "compile_s": compile_s,
+      "first_iteration_s": first_s,
+      "flops_per_iter": flops(self.compiled),
+      "mesh_devices": spec.mesh.size,
+    }
+    self.images_per_iter = spec.batches_per_iteration * spec.batch_size
 
-  per_window = split_iterations(iters, windows)
-  window_ms, total_s, cpu_s = [], 0.0, 0.0
-  for n in per_window:
-    start, start_cpu = time.perf_counter(), time.process_time()
-    for _ in range(n):
+  def _run(self, iters: int) -> None:
+    for _ in range(iters):
       # The state is donated: always rebind it.
-      state, metrics = compiled(state, batch)
-    jax.block_until_ready((state, metrics))
-    elapsed = time.perf_counter() - start
-    cpu_s += time.process_time() - start_cpu
-    total_s += elapsed
-    window_ms.append(1e3 * elapsed / n)
-  finite = bool(all(np.all(np.isfinite(v)) for v in jax.device_get(metrics).values()))
-  images_per_iter = spec.batches_per_iteration * spec.batch_size
-  ms = 1e3 * total_s / sum(per_window)
+      self.state, self.metrics = self.compiled(self.state, self.batch)
+    jax.block_until_ready((self.state, self.metrics))
+
+  def window(self, iters: int) -> tuple[float, float]:
+    """Seconds of wall clock and of process CPU time for `iters` iterations."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    self._run(iters)
+    return time.perf_counter() - start, time.process_time() - start_cpu
+
+  def finite(self) -> bool:
+    return bool(all(np.all(np.isfinite(v)) for v in jax.device_get(self.metrics).values()))
+
+
+def flops(compiled) -> float | None:
+  """FLOPs of one call of a compiled function, from XLA's cost analysis (None if absent)."""
+  try:
+    analysis = compiled.cost_analysis()
+  except Exception:  # pylint: disable=broad-except
+    return None
+  if isinstance(analysis, (list, tuple)):  # one entry per program in older JAX
+    analysis = analysis[0] if analysis else None
+  value = (analysis or {}).get("flops")
+  return float(value) if value else None
+
+
+def peak_gflops(n: int = 2048, repeats: int = 5) -> dict[str, Any]:
+  """The machine's float32 matmul rate: the best of `repeats` timed (n, n) @ (n, n) products
+  on one device, the plain large matmul against which the iterations' GFLOP/s are read."""
+  a = jax.device_put(np.random.default_rng(0).standard_normal((n, n), np.float32))
+  matmul = jax.jit(lambda x: x @ x)
+  jax.block_until_ready(matmul(a))
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(matmul(a))
+    best = min(best, time.perf_counter() - start)
+  return {"n": n, "gflops": 2 * n**3 / best / 1e9, "load_average": load_average()}
+
+
+def summarise(windows: list[dict[str, Any]]) -> dict[str, Any]:
+  """ms/iter over all of one side's windows, their median, CPU ms/iter and the load seen."""
+  iters = sum(w["iters"] for w in windows)
+  window_ms = [w["ms_per_iter"] for w in windows]
+  ms = sum(w["ms_per_iter"] * w["iters"] for w in windows) / iters
   return {
-    "init_s": init_s,
-    "lower_s": lower_s,
-    "compile_s": compile_s,
-    "first_iteration_s": first_s,
     "ms_per_iter": ms,
     "ms_per_iter_median": float(np.median(window_ms)),
     "window_ms": window_ms,
-    "cpu_ms_per_iter": 1e3 * cpu_s / sum(per_window),
-    "iters": sum(per_window),
+    "window_load_1min": [w["load_1min"] for w in windows],
+    "cpu_ms_per_iter": sum(w["cpu_ms_per_iter"] * w["iters"] for w in windows) / iters,
+    "iters": iters,
     "iters_per_s": 1e3 / ms,
-    "images_per_s": images_per_iter * 1e3 / ms,
-    "metrics_finite": finite,
-    "mesh_devices": spec.mesh.size,
   }
+
+
+def alternate(sides: dict[str, Any], per_window: list[int]) -> list[dict[str, Any]]:
+  """Times the sides ({name: object with window(n) -> (s, cpu_s)}) in turns: window w of every
+  side before window w + 1 of any, the side going first rotating, the 1-minute load average
+  recorded before each window. Returns one record per (window, side)."""
+  names = list(sides)
+  records = []
+  for w, n in enumerate(per_window):
+    for name in names[w % len(names) :] + names[: w % len(names)]:
+      load = load_average()
+      sec, cpu = sides[name].window(n)
+      records.append(
+        {
+          "window": w,
+          "side": name,
+          "iters": n,
+          "ms_per_iter": 1e3 * sec / n,
+          "cpu_ms_per_iter": 1e3 * cpu / n,
+          "load_1min": load[0] if load else None,
+        }
+      )
+      logging.info("window %d %s: %.1f ms/iter (load %s)", w, name, 1e3 * sec / n, load)
+  return records
 
 
 # ----------------------------------------------------------------------------- peer
@@ -238,35 +302,56 @@ def peer_python() -> str | None:
   return DEFAULT_PEER_PYTHON if os.path.exists(DEFAULT_PEER_PYTHON) else None
 
 
-def run_peer(
+class _SubprocessWindow:
+  """One mode of a subprocess peer (torch_peer.py --serve): window(n) asks it for n iterations."""
+
+  def __init__(self, proc: subprocess.Popen, mode: str):
+    self.proc, self.mode = proc, mode
+
+  def window(self, iters: int) -> tuple[float, float]:
+    self.proc.stdin.write(json.dumps({"mode": self.mode, "iters": iters}) + "\n")
+    self.proc.stdin.flush()
+    line = self.proc.stdout.readline()
+    if not line:
+      raise RuntimeError(f"the peer exited with {self.proc.wait()}")
+    answer = json.loads(line)
+    return answer["s"], answer["cpu_s"]
+
+
+def start_peer(
   objective: str, batch_size: int, settings: dict[str, Any], modes: list[str]
-) -> dict[str, Any]:
-  """Times the PyTorch peer for one (objective, batch size); returns torch_peer's report."""
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]], Any]:
+  """Builds and warms up the PyTorch peer of one (objective, batch size), one per mode.
+
+  Returns (the peer's description, {mode: object with window(n)}, {mode: first-iteration
+  record or {"error"}}, a function that releases the peer). In this interpreter when it has
+  torch (and no --peer_python), else in a subprocess serving windows on request.
+  """
   kwargs = dict(
     modes=modes,
     width=FLAGS.width,
     image_size=FLAGS.image_size,
     channels=FLAGS.channels,
     warmup=FLAGS.warmup,
-    iters=FLAGS.iters,
-    windows=FLAGS.windows,
     compile_mode=FLAGS.peer_compile_mode,
     seed=FLAGS.seed,
   )
   if torch_in_process() and not FLAGS.peer_python:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     torch_peer = importlib.import_module("torch_peer")
-    report = torch_peer.run(
-      [objective], [batch_size], settings={objective: settings}, log=logging.info, **kwargs
+    meta, timers, starts = torch_peer.prepare(
+      objective, batch_size, settings={objective: settings}, **kwargs
     )
-    return {**report, "python_executable": sys.executable, "in_process": True}
+    meta = {**meta, "python_executable": sys.executable, "in_process": True}
+    return meta, timers, starts, lambda: None
   python = peer_python()
   if python is None:
-    return {"error": f"no torch here and no {DEFAULT_PEER_PYTHON}; pass --peer_python"}
+    raise RuntimeError(f"no torch here and no {DEFAULT_PEER_PYTHON}; pass --peer_python")
   script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_peer.py")
   cmd = [
     python,
     script,
+    "--serve",
     f"--objectives={objective}",
     f"--batch_sizes={batch_size}",
     f"--modes={','.join(modes)}",
@@ -274,17 +359,25 @@ def run_peer(
     f"--image_size={FLAGS.image_size}",
     f"--channels={FLAGS.channels}",
     f"--warmup={FLAGS.warmup}",
-    f"--iters={FLAGS.iters}",
-    f"--windows={FLAGS.windows}",
     f"--compile_mode={FLAGS.peer_compile_mode}",
     f"--settings_json={json.dumps({objective: settings})}",
   ]
-  proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-  for line in proc.stderr.splitlines()[-20:]:
-    logging.info("peer: %s", line)
-  if proc.returncode:
-    return {"error": f"peer exited with {proc.returncode}: {proc.stderr[-1000:]}"}
-  return {**json.loads(proc.stdout), "python_executable": python, "in_process": False}
+  proc = subprocess.Popen(  # pylint: disable=consider-using-with
+    cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  )
+  line = proc.stdout.readline()
+  if not line:
+    raise RuntimeError(f"the peer exited with {proc.wait()}: {proc.stderr.read()[-1000:]}")
+  first = json.loads(line)
+  meta = {**first["peer"], "python_executable": python, "in_process": False}
+  starts = first["starts"]
+  timers = {m: _SubprocessWindow(proc, m) for m in modes if "error" not in starts[m]}
+
+  def close():
+    proc.stdin.close()
+    proc.wait(timeout=60)
+
+  return meta, timers, starts, close
 
 
 # ----------------------------------------------------------------------------- report
@@ -326,11 +419,59 @@ def ratio(peer_row: dict[str, Any] | None, jax_row: dict[str, Any]) -> float | N
   return peer_row["ms_per_iter_median"] / jax_row["ms_per_iter_median"]
 
 
+def time_row(cfg, objective: str, stabilisers: str, modes: list[str]) -> tuple[dict, dict | None]:
+  """Times gan_jax and, for plain objectives, the peer's modes in alternating windows.
+
+  Returns the row and the peer's description (None without a peer).
+  """
+  batch_size = cfg.train.batch_size
+  row = {
+    "objective": objective,
+    "batch_size": batch_size,
+    "stabilisers": stabilisers,
+    "n_critic": cfg.train.n_critic,
+    "images_per_iter": cfg.train.n_critic * batch_size,
+    "load_average_before": load_average(),
+  }
+  logging.info("gan_jax %s B=%d stabilisers=%s: compiling", objective, batch_size, stabilisers)
+  jax_timer = JaxTimer(cfg, warmup=FLAGS.warmup, devices=FLAGS.devices, seed=FLAGS.seed)
+  row["jax"] = dict(jax_timer.info)
+  sides: dict[str, Any] = {"jax": jax_timer}
+  peer_meta, close = None, None
+  if modes and stabilisers == "none":
+    logging.info("peer %s B=%d %s: warming up", objective, batch_size, modes)
+    try:
+      peer_meta, timers, starts, close = start_peer(
+        objective, batch_size, peer_settings(objective, cfg), modes
+      )
+      row["peer"] = {mode: dict(starts[mode]) for mode in modes}
+      sides.update(timers)
+    except RuntimeError as e:
+      row["peer_error"] = str(e)
+  try:
+    row["windows"] = alternate(sides, split_iterations(FLAGS.iters, FLAGS.windows))
+  finally:
+    if close is not None:
+      close()
+  for name in sides:
+    summary = summarise([r for r in row["windows"] if r["side"] == name])
+    side = row["jax"] if name == "jax" else row["peer"][name]
+    side.update(summary, images_per_s=row["images_per_iter"] * 1e3 / summary["ms_per_iter"])
+  row["jax"]["metrics_finite"] = jax_timer.finite()
+  if row.get("peer"):
+    row["ratio_peer_over_jax"] = {m: ratio(r, row["jax"]) for m, r in row["peer"].items()}
+    best = [r for r in row["ratio_peer_over_jax"].values() if r]
+    row["ratio_best_peer_over_jax"] = min(best) if best else None
+  row["load_average_after"] = load_average()
+  return row, peer_meta
+
+
 def benchmark() -> dict[str, Any]:
-  """Runs every (objective, batch size) and returns the JSON-able report."""
+  """Runs every (objective, batch size, stabilisers) and returns the JSON-able report."""
   modes = {"none": [], "eager": ["eager"], "compile": ["compile"], "both": ["eager", "compile"]}[
     FLAGS.peer
   ]
+  peaks = [peak_gflops()]
   rows, peer_meta = [], None
   runs = [
     (o, int(b), st) for o in FLAGS.objectives for b in FLAGS.batch_sizes for st in FLAGS.stabilisers
@@ -339,47 +480,35 @@ def benchmark() -> dict[str, Any]:
     cfg = make_config(
       objective, batch_size, FLAGS.width, FLAGS.image_size, FLAGS.channels, stabilisers
     )
-    logging.info("gan_jax %s B=%d stabilisers=%s", objective, batch_size, stabilisers)
-    row = {
-      "objective": objective,
-      "batch_size": batch_size,
-      "stabilisers": stabilisers,
-      "n_critic": cfg.train.n_critic,
-      "images_per_iter": cfg.train.n_critic * batch_size,
-      "load_average_before": load_average(),
-    }
-    row["jax"] = time_gan_jax(
-      cfg,
-      warmup=FLAGS.warmup,
-      iters=FLAGS.iters,
-      windows=FLAGS.windows,
-      devices=FLAGS.devices,
-      seed=FLAGS.seed,
-    )
-    logging.info(
-      "gan_jax %s B=%d: %.2f ms/iter", objective, batch_size, row["jax"]["ms_per_iter_median"]
-    )
-    if modes and stabilisers == "none":
-      logging.info("peer %s B=%d %s", objective, batch_size, modes)
-      report = run_peer(objective, batch_size, peer_settings(objective, cfg), modes)
-      if "error" in report:
-        row["peer_error"] = report["error"]
-      else:
-        peer_meta = {k: v for k, v in report.items() if k != "rows"}
-        row["peer"] = {
-          r["mode"]: {k: v for k, v in r.items() if k not in ("objective", "batch_size", "mode")}
-          for r in report["rows"]
-        }
-        row["ratio_peer_over_jax"] = {mode: ratio(r, row["jax"]) for mode, r in row["peer"].items()}
-        best = [r for r in (ratio(r, row["jax"]) for r in row["peer"].values()) if r]
-        row["ratio_best_peer_over_jax"] = min(best) if best else None
-    row["load_average_after"] = load_average()
+    row, meta = time_row(cfg, objective, stabilisers, modes)
+    peer_meta = meta or peer_meta
     rows.append(row)
+    logging.info(
+      "%s B=%d %s: gan_jax %.1f ms/iter, best peer / gan_jax %s",
+      objective,
+      batch_size,
+      stabilisers,
+      row["jax"]["ms_per_iter_median"],
+      row.get("ratio_best_peer_over_jax"),
+    )
+  peaks.append(peak_gflops())
+  peak = max(p["gflops"] for p in peaks)
+  for row in rows:
+    jax_row = row["jax"]
+    if jax_row["flops_per_iter"]:
+      achieved = jax_row["flops_per_iter"] / jax_row["ms_per_iter_median"] / 1e6
+      jax_row.update(gflops_per_s=achieved, fraction_of_peak=achieved / peak)
+  plain = {(r["objective"], r["batch_size"]): r for r in rows if r["stabilisers"] == "none"}
+  for row in rows:
+    base = plain.get((row["objective"], row["batch_size"]))
+    if row["stabilisers"] != "none" and base:
+      row["ratio_over_plain"] = row["jax"]["ms_per_iter_median"] / base["jax"]["ms_per_iter_median"]
   return {
     "benchmark": "gan_jax DCGAN training iteration",
     "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     "device": device_info(),
     "versions": versions(),
+    "machine_peak": {"gflops": peak, "measurements": peaks},
     "settings": {
       "width": FLAGS.width,
       "image_size": FLAGS.image_size,
@@ -391,6 +520,7 @@ def benchmark() -> dict[str, Any]:
       "devices": FLAGS.devices,
       "stabilisers": FLAGS.stabilisers,
       "ratio_basis": "ms_per_iter_median (peer / jax; > 1 means gan_jax faster)",
+      "timing": "gan_jax and each peer mode alternate windows within a row",
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
       "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
     },

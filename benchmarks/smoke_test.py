@@ -69,6 +69,22 @@ class BenchSmokeTest(unittest.TestCase):
     self.assertEqual(len(jax_row["window_ms"]), 2)
     self.assertTrue(jax_row["metrics_finite"])
     self.assertNotIn("peer", row)
+    # Distance to the machine's limit: XLA's FLOPs, the rate, the matmul peak of the run.
+    self.assertGreater(jax_row["flops_per_iter"], 0)
+    self.assertAlmostEqual(
+      jax_row["gflops_per_s"], jax_row["flops_per_iter"] / jax_row["ms_per_iter_median"] / 1e6
+    )
+    self.assertEqual(len(report["machine_peak"]["measurements"]), 2)
+    self.assertGreater(report["machine_peak"]["gflops"], jax_row["gflops_per_s"])
+
+  def test_stabilised_row_is_compared_with_the_plain_one(self):
+    report = self._run("--objectives=non_saturating", "--peer=none", "--stabilisers=none,advas")
+    plain, advas = report["rows"]
+    self.assertEqual((plain["stabilisers"], advas["stabilisers"]), ("none", "advas"))
+    self.assertAlmostEqual(
+      advas["ratio_over_plain"],
+      advas["jax"]["ms_per_iter_median"] / plain["jax"]["ms_per_iter_median"],
+    )
 
   @unittest.skipUnless(_peer_available(), "no interpreter with torch")
   def test_with_eager_peer(self):
@@ -81,6 +97,12 @@ class BenchSmokeTest(unittest.TestCase):
     self.assertGreater(peer["ms_per_iter"], 0)
     self.assertGreater(row["ratio_peer_over_jax"]["eager"], 0)
     self.assertEqual(report["peer"]["framework"], "torch")
+    # The two sides took turns, window by window, the first of each round rotating, with the
+    # host's load recorded before each window.
+    order = [(w["window"], w["side"]) for w in row["windows"]]
+    self.assertEqual(order, [(0, "jax"), (0, "eager"), (1, "eager"), (1, "jax")])
+    self.assertTrue(all(w["load_1min"] is not None for w in row["windows"]))
+    self.assertEqual(peer["window_ms"], [w["ms_per_iter"] for w in row["windows"][1:3]])
 
 
 if __name__ == "__main__":

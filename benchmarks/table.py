@@ -2,10 +2,13 @@ r"""Markdown table of one or more `bench.py` JSON reports.
 
   python benchmarks/table.py [--cpu_time] /tmp/bench.json [more.json ...]
 
-One line per (objective, batch size): gan_jax ms/iter and images/s, the peer's ms/iter
-(eager, torch.compile), and the ratios peer/gan_jax (> 1: gan_jax is faster). ms/iter are the
-medians of the timing windows (wall clock), or with --cpu_time the process CPU time per
-iteration (all threads), which a busy shared host distorts less. Standard library only.
+One line per (objective, batch size, stabilisers): gan_jax ms/iter and images/s, the peer's
+ms/iter (eager, torch.compile), the ratios peer/gan_jax (> 1: gan_jax is faster) or, for a
+stabilised row, its cost against the plain one, the GFLOPs of one gan_jax iteration and the
+GFLOP/s achieved (% of the machine's matmul peak measured in the same run), and the range of
+the 1-minute load average over the row's windows. ms/iter are the medians of the timing
+windows (wall clock), or with --cpu_time the process CPU time per iteration (all threads).
+Standard library only.
 """
 
 from __future__ import annotations
@@ -35,6 +38,28 @@ def _ratio(peer_row: dict | None, jax_row: dict, metric: str) -> str:
   return "-" if peer is None or not mine else f"{peer / mine:.2f}"
 
 
+def _plain(row: dict) -> str:
+  value = row.get("ratio_over_plain")
+  return "-" if value is None else f"{value:.2f}"
+
+
+def _flops(report: dict, jax_row: dict) -> str:
+  """GFLOP per iteration | GFLOP/s achieved (% of the run's matmul peak)."""
+  if not jax_row.get("flops_per_iter"):
+    return "- | -"
+  rate = jax_row.get("gflops_per_s")
+  peak = (report.get("machine_peak") or {}).get("gflops")
+  achieved = (
+    "-" if rate is None else f"{rate:.1f}" + (f" ({100 * rate / peak:.0f} %)" if peak else "")
+  )
+  return f"{jax_row['flops_per_iter'] / 1e9:.2f} | {achieved}"
+
+
+def _load(row: dict) -> str:
+  loads = [w["load_1min"] for w in row.get("windows", []) if w.get("load_1min") is not None]
+  return f"{min(loads):.1f}–{max(loads):.1f}" if loads else "-"
+
+
 def table(reports: list[dict], metric: str = WALL) -> str:
   """The rows of all reports as one Markdown table, preceded by the devices they ran on."""
   lines = []
@@ -46,6 +71,11 @@ def table(reports: list[dict], metric: str = WALL) -> str:
       f"({device.get('cpu_count')} host cores); jax {versions['jax']}, "
       f"flax {versions['flax']}"
       + (f"; torch {peer['torch_version']} on {peer['device']}" if peer else "")
+      + (
+        f"; float32 matmul peak {report['machine_peak']['gflops']:.0f} GFLOP/s"
+        if report.get("machine_peak")
+        else ""
+      )
     )
   what = "wall clock, median of windows" if metric == WALL else "process CPU time"
   lines += [
@@ -53,8 +83,9 @@ def table(reports: list[dict], metric: str = WALL) -> str:
     f"ms/iter: {what}; images/s: wall clock.",
     "",
     "| objective | B | n_critic | gan_jax ms/iter | gan_jax images/s | torch eager "
-    "ms/iter | torch.compile ms/iter | eager / gan_jax | compile / gan_jax |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "ms/iter | torch.compile ms/iter | eager / gan_jax | compile / gan_jax | × plain | "
+    "GFLOP/iter | GFLOP/s (% of peak) | load |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ]
   for report in reports:
     for row in report["rows"]:
@@ -67,7 +98,8 @@ def table(reports: list[dict], metric: str = WALL) -> str:
         f"{_ms(jax_row, metric)} | {images_per_s:.1f} | {_ms(peer.get('eager'), metric)} | "
         f"{_ms(peer.get('compile'), metric)} | "
         f"{_ratio(peer.get('eager'), jax_row, metric)} | "
-        f"{_ratio(peer.get('compile'), jax_row, metric)} |"
+        f"{_ratio(peer.get('compile'), jax_row, metric)} | "
+        f"{_plain(row)} | {_flops(report, jax_row)} | {_load(row)} |"
       )
   return "\n".join(lines)
 

@@ -317,39 +317,58 @@ def synchronize(device: torch.device) -> None:
     torch.cuda.synchronize(device)
 
 
+class PeerTimer:
+  """One peer (objective, batch size, mode) ready to be timed window by window.
+
+  `start` runs the first iteration (torch.compile compiles there) and the warm-up; `window(n)`
+  times n more. A caller that alternates windows with another implementation (bench.py) calls
+  `window` in turns; `time_peer` calls it in a row.
+  """
+
+  def __init__(self, peer: Peer, batches_u8: torch.Tensor):
+    self.peer, self.batches = peer, batches_u8
+
+  def start(self, warmup: int) -> float:
+    """First iteration and `warmup - 1` more; returns the first one's seconds."""
+    start = time.perf_counter()
+    self.peer.iteration(self.batches)
+    synchronize(self.peer.device)
+    first_s = time.perf_counter() - start
+    for _ in range(max(warmup - 1, 0)):
+      self.peer.iteration(self.batches)
+    synchronize(self.peer.device)
+    return first_s
+
+  def window(self, iters: int) -> tuple[float, float]:
+    """Seconds of wall clock and of process CPU time for `iters` iterations."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    for _ in range(iters):
+      self.peer.iteration(self.batches)
+    synchronize(self.peer.device)
+    return time.perf_counter() - start, time.process_time() - start_cpu
+
+
+def summarise(windows: list[tuple[int, float, float]]) -> dict[str, Any]:
+  """ms/iter over all windows, their median, and CPU ms/iter from (iters, s, cpu_s) windows."""
+  iters = sum(n for n, _, _ in windows)
+  window_ms = [1e3 * sec / n for n, sec, _ in windows]
+  return {
+    "ms_per_iter": 1e3 * sum(sec for _, sec, _ in windows) / iters,
+    "ms_per_iter_median": statistics.median(window_ms),
+    "window_ms": window_ms,
+    "cpu_ms_per_iter": 1e3 * sum(cpu for _, _, cpu in windows) / iters,
+    "iters": iters,
+  }
+
+
 def time_peer(
   peer: Peer, batches_u8: torch.Tensor, *, warmup: int, iters: int, windows: int
 ) -> dict[str, Any]:
-  """Times `peer.iteration`: the first call, warm-up, then `windows` timed windows.
-
-  Returns ms/iter over all timed iterations and the median ms/iter of the windows.
-  """
-  start = time.perf_counter()
-  peer.iteration(batches_u8)
-  synchronize(peer.device)
-  first_s = time.perf_counter() - start
-  for _ in range(max(warmup - 1, 0)):
-    peer.iteration(batches_u8)
-  synchronize(peer.device)
-  per_window = split_iterations(iters, windows)
-  window_ms, total_s, cpu_s = [], 0.0, 0.0
-  for n in per_window:
-    start, start_cpu = time.perf_counter(), time.process_time()
-    for _ in range(n):
-      peer.iteration(batches_u8)
-    synchronize(peer.device)
-    elapsed = time.perf_counter() - start
-    cpu_s += time.process_time() - start_cpu
-    total_s += elapsed
-    window_ms.append(1e3 * elapsed / n)
-  return {
-    "first_iteration_s": first_s,
-    "ms_per_iter": 1e3 * total_s / sum(per_window),
-    "ms_per_iter_median": statistics.median(window_ms),
-    "window_ms": window_ms,
-    "cpu_ms_per_iter": 1e3 * cpu_s / sum(per_window),
-    "iters": sum(per_window),
-  }
+  """Times `peer.iteration`: the first call, warm-up, then `windows` timed windows in a row."""
+  timer = PeerTimer(peer, batches_u8)
+  first_s = timer.start(warmup)
+  timed = [(n, *timer.window(n)) for n in split_iterations(iters, windows)]
+  return {"first_iteration_s": first_s, **summarise(timed)}
 
 
 def split_iterations(iters: int, windows: int) -> list[int]:
@@ -357,6 +376,15 @@ def split_iterations(iters: int, windows: int) -> list[int]:
   windows = max(1, min(windows, iters))
   base, extra = divmod(iters, windows)
   return [base + (i < extra) for i in range(windows)]
+
+
+def batches(
+  n_critic: int, batch_size: int, image_size: int, channels: int, device, seed: int
+) -> torch.Tensor:
+  """Random uint8 real batches (n_critic, B, H, W, C) on the device, as bench.py's."""
+  gen = torch.Generator().manual_seed(seed)
+  shape = (n_critic, batch_size, image_size, image_size, channels)
+  return torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen).to(device)
 
 
 def run(
@@ -404,14 +432,6 @@ def run(
   for objective in objectives:
     s = settings[objective]
     for batch_size in batch_sizes:
-      gen = torch.Generator().manual_seed(seed)
-      images = torch.randint(
-        0,
-        256,
-        (s["n_critic"], batch_size, image_size, image_size, channels),
-        dtype=torch.uint8,
-        generator=gen,
-      ).to(device)
       for mode in modes:
         row = {
           "objective": objective,
@@ -432,13 +452,13 @@ def run(
             compile_mode=compile_mode if mode == "compile" else None,
             seed=seed,
           )
+          images = batches(s["n_critic"], batch_size, image_size, channels, device, seed)
           row.update(time_peer(peer, images, warmup=warmup, iters=iters, windows=windows))
           row["images_per_s"] = s["n_critic"] * batch_size * 1e3 / row["ms_per_iter"]
           row["iters_per_s"] = 1e3 / row["ms_per_iter"]
         except Exception as e:  # pylint: disable=broad-except
           # torch.compile cannot differentiate twice through a compiled graph (WGAN-GP).
-          lines = traceback.format_exception_only(type(e), e)
-          row["error"] = " ".join(line.strip() for line in lines)[:500]
+          row["error"] = _error(e)
         finally:
           peer = None
           if device.type == "cuda":
@@ -446,6 +466,11 @@ def run(
         rows.append(row)
         if log:
           log(json.dumps(row))
+  return {**describe(device, channels_last, compile_mode, backend), "rows": rows}
+
+
+def describe(device: torch.device, channels_last: bool, compile_mode: str, backend: dict) -> dict:
+  """The peer's part of a report: versions, device and backend settings."""
   return {
     "framework": "torch",
     "torch_version": torch.__version__,
@@ -460,8 +485,92 @@ def run(
     "channels_last": channels_last,
     "compile_mode": compile_mode,
     **backend,
-    "rows": rows,
   }
+
+
+def _error(e: Exception) -> str:
+  lines = traceback.format_exception_only(type(e), e)
+  return " ".join(line.strip() for line in lines)[:500]
+
+
+def prepare(
+  objective: str,
+  batch_size: int,
+  *,
+  modes=("eager",),
+  width=64,
+  image_size=32,
+  channels=3,
+  warmup=5,
+  settings=None,
+  device=None,
+  threads=None,
+  channels_last=None,
+  compile_mode="default",
+  seed=0,
+) -> tuple[dict[str, Any], dict[str, PeerTimer], dict[str, dict[str, Any]]]:
+  """Builds and warms up one peer per mode, for timing windows alternated with gan_jax's.
+
+  Returns the report's peer description, {mode: timer} and {mode: {"first_iteration_s"} or
+  {"error"}} (torch.compile fails on WGAN-GP's double backward: that mode gets no timer).
+  """
+  s = {**DEFAULT_SETTINGS, **(settings or {})}[objective]
+  device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+  if channels_last is None:
+    channels_last = device.type == "cuda"
+  backend = configure(device, threads or os.cpu_count() or 1)
+  images = batches(s["n_critic"], batch_size, image_size, channels, device, seed)
+  timers, starts = {}, {}
+  for mode in modes:
+    try:
+      peer = Peer(
+        objective,
+        s,
+        batch_size=batch_size,
+        width=width,
+        image_size=image_size,
+        channels=channels,
+        device=device,
+        channels_last=channels_last,
+        compile_mode=compile_mode if mode == "compile" else None,
+        seed=seed,
+      )
+      timer = PeerTimer(peer, images)
+      starts[mode] = {"first_iteration_s": timer.start(warmup)}
+      timers[mode] = timer
+    except Exception as e:  # pylint: disable=broad-except
+      starts[mode] = {"error": _error(e)}
+  return describe(device, channels_last, compile_mode, backend), timers, starts
+
+
+def serve(args: argparse.Namespace, settings: dict | None) -> None:
+  """The peer as a subprocess of bench.py: JSON lines on stdin and stdout.
+
+  First line out: {"peer": description, "starts": {mode: ...}} once the peers are warm. Then
+  each line in, {"mode": m, "iters": n}, is answered by {"s": wall seconds, "cpu_s": process
+  CPU seconds} of n iterations; the process ends at the end of its input.
+  """
+  (objective,) = [o for o in args.objectives.split(",") if o]
+  (batch_size,) = [int(b) for b in args.batch_sizes.split(",") if b]
+  meta, timers, starts = prepare(
+    objective,
+    batch_size,
+    modes=[m for m in args.modes.split(",") if m],
+    width=args.width,
+    image_size=args.image_size,
+    channels=args.channels,
+    warmup=args.warmup,
+    settings=settings,
+    device=args.device,
+    threads=args.threads,
+    channels_last={"auto": None, "yes": True, "no": False}[args.channels_last],
+    compile_mode=args.compile_mode,
+  )
+  print(json.dumps({"peer": meta, "starts": starts}), flush=True)
+  for line in sys.stdin:
+    request = json.loads(line)
+    sec, cpu = timers[request["mode"]].window(int(request["iters"]))
+    print(json.dumps({"s": sec, "cpu_s": cpu}), flush=True)
 
 
 def main(argv=None) -> None:
@@ -498,8 +607,16 @@ def main(argv=None) -> None:
     help="JSON object: objective -> settings (as DEFAULT_SETTINGS).",
   )
   parser.add_argument("--out", default=None, help="Write the JSON here instead of stdout.")
+  parser.add_argument(
+    "--serve",
+    action="store_true",
+    help="Time windows on request (bench.py's subprocess peer): one objective and batch size.",
+  )
   args = parser.parse_args(argv)
   settings = json.loads(args.settings_json) if args.settings_json else None
+  if args.serve:
+    serve(args, settings)
+    return
   report = run(
     [o for o in args.objectives.split(",") if o],
     [int(b) for b in args.batch_sizes.split(",") if b],
