@@ -32,5 +32,28 @@ for notebook in "${notebooks[@]}"; do
   echo "$(date '+%F %T') $notebook"
   # nbclient's `jupyter execute`: no cell time limit; the kernel's folder is the notebook's.
   "$python" -c 'from nbclient.cli import main; main()' --inplace --timeout=-1 "$notebook"
+  # One output block per run of consecutive prints, as a live notebook shows them (nbclient
+  # keeps every message apart): the same text in a fraction of the JSON.
+  "$python" - "$notebook" <<'PY'
+import sys
+
+import nbformat
+
+path = sys.argv[1]
+notebook = nbformat.read(path, as_version=4)
+for cell in notebook.cells:
+  merged = []
+  for output in cell.get("outputs", []):
+    last = merged[-1] if merged else None
+    if output.output_type == "stream" and last and last.output_type == "stream" and (
+      last.name == output.name
+    ):
+      last.text += output.text
+    else:
+      merged.append(output)
+  if cell.cell_type == "code":
+    cell.outputs = merged
+nbformat.write(notebook, path)
+PY
   echo "$(date '+%F %T') $notebook done in $(( ($(date +%s) - start) / 60 )) min"
 done
