@@ -423,15 +423,13 @@ def run(
     log: callable(str) for progress lines, or None.
   """
   settings = {**DEFAULT_SETTINGS, **(settings or {})}
-  device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-  threads = threads or os.cpu_count() or 1
-  if channels_last is None:
-    channels_last = device.type == "cuda"
-  backend = configure(device, threads)
+  device, channels_last, backend = _backend(device, threads, channels_last)
   rows = []
   for objective in objectives:
     s = settings[objective]
     for batch_size in batch_sizes:
+      images = batches(s["n_critic"], batch_size, image_size, channels, device, seed)
+      shape = _peer_shape(batch_size, width, image_size, channels, device, channels_last, seed)
       for mode in modes:
         row = {
           "objective": objective,
@@ -441,18 +439,8 @@ def run(
         }
         try:
           peer = Peer(
-            objective,
-            s,
-            batch_size=batch_size,
-            width=width,
-            image_size=image_size,
-            channels=channels,
-            device=device,
-            channels_last=channels_last,
-            compile_mode=compile_mode if mode == "compile" else None,
-            seed=seed,
+            objective, s, compile_mode=compile_mode if mode == "compile" else None, **shape
           )
-          images = batches(s["n_critic"], batch_size, image_size, channels, device, seed)
           row.update(time_peer(peer, images, warmup=warmup, iters=iters, windows=windows))
           row["images_per_s"] = s["n_critic"] * batch_size * 1e3 / row["ms_per_iter"]
           row["iters_per_s"] = 1e3 / row["ms_per_iter"]
@@ -488,6 +476,30 @@ def describe(device: torch.device, channels_last: bool, compile_mode: str, backe
   }
 
 
+def _backend(
+  device: str | None, threads: int | None, channels_last: bool | None
+) -> tuple[torch.device, bool, dict[str, Any]]:
+  """The device (default: CUDA when available), the memory format (default: channels-last on
+  CUDA only) and the configured backend settings, as `run` and `prepare` document them."""
+  device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+  if channels_last is None:
+    channels_last = device.type == "cuda"
+  return device, channels_last, configure(device, threads or os.cpu_count() or 1)
+
+
+def _peer_shape(batch_size, width, image_size, channels, device, channels_last, seed) -> dict:
+  """`Peer`'s keyword arguments other than the compile mode, as `run` and `prepare` pass them."""
+  return dict(
+    batch_size=batch_size,
+    width=width,
+    image_size=image_size,
+    channels=channels,
+    device=device,
+    channels_last=channels_last,
+    seed=seed,
+  )
+
+
 def _error(e: Exception) -> str:
   lines = traceback.format_exception_only(type(e), e)
   return " ".join(line.strip() for line in lines)[:500]
@@ -515,26 +527,13 @@ def prepare(
   {"error"}} (torch.compile fails on WGAN-GP's double backward: that mode gets no timer).
   """
   s = {**DEFAULT_SETTINGS, **(settings or {})}[objective]
-  device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-  if channels_last is None:
-    channels_last = device.type == "cuda"
-  backend = configure(device, threads or os.cpu_count() or 1)
+  device, channels_last, backend = _backend(device, threads, channels_last)
   images = batches(s["n_critic"], batch_size, image_size, channels, device, seed)
+  shape = _peer_shape(batch_size, width, image_size, channels, device, channels_last, seed)
   timers, starts = {}, {}
   for mode in modes:
     try:
-      peer = Peer(
-        objective,
-        s,
-        batch_size=batch_size,
-        width=width,
-        image_size=image_size,
-        channels=channels,
-        device=device,
-        channels_last=channels_last,
-        compile_mode=compile_mode if mode == "compile" else None,
-        seed=seed,
-      )
+      peer = Peer(objective, s, compile_mode=compile_mode if mode == "compile" else None, **shape)
       timer = PeerTimer(peer, images)
       starts[mode] = {"first_iteration_s": timer.start(warmup)}
       timers[mode] = timer

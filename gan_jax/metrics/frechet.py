@@ -164,8 +164,7 @@ def fid_to_stats(x: np.ndarray, reference: GaussianStats, mesh: Mesh | None = No
   if x.ndim != 2 or x.shape[1] != d or len(x) < 2:
     raise ValueError(f"need features (N >= 2, {d}), got shape {x.shape}")
   if len(x) > d:
-    stats = gaussian_stats(x, mesh=mesh)
-    return frechet_distance(stats.mu, stats.sigma, reference.mu, reference.sigma)
+    return fid_from_stats(gaussian_stats(x, mesh=mesh), reference)
   x = x.astype(np.float64)
   mu_x = x.mean(0)
   b = (x - mu_x) / np.sqrt(len(x) - 1)
