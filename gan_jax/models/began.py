@@ -36,6 +36,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from gan_jax.core.registry import ConfigError
+from gan_jax.models.conv import StridedConv
 from gan_jax.models.initializers import INITIALIZERS
 
 BASE_SIZE = 8
@@ -73,12 +74,13 @@ class _Layer(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """Maps (B, H, W, C) to (B, H/s, W/s, features)."""
+    # nn.Conv(padding="SAME")'s layer and parameters, with derivatives that stay on XLA:CPU's
+    # fast kernels at any batch size (gan_jax/models/conv.py).
     out = nn.elu(
-      nn.Conv(
+      StridedConv(
         self.features,
         (3, 3),
-        strides=self.strides,
-        padding="SAME",
+        (self.strides, self.strides),
         kernel_init=self.kernel_init,
         dtype=self.dtype,
         name="conv",
@@ -136,13 +138,8 @@ class Decoder(nn.Module):
           x = jnp.concatenate([x, upsample(h0, 2**i)], axis=-1)
       x = layer(self.width, name=f"scale{i}_conv0")(x)
       x = layer(self.width, name=f"scale{i}_conv1")(x)
-    image = nn.Conv(
-      self.channels,
-      (3, 3),
-      padding="SAME",
-      kernel_init=kernel_init,
-      dtype=self.dtype,
-      name="to_image",
+    image = StridedConv(
+      self.channels, (3, 3), (1, 1), kernel_init=kernel_init, dtype=self.dtype, name="to_image"
     )(x)
     # G's images and D's reconstruction enter losses (L(v) = |v - D(v)|^η): float32.
     return image.astype(jnp.float32)

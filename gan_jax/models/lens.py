@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from gan_jax.models.conv import StridedConv
 from gan_jax.models.dcgan import _norm
 from gan_jax.models.initializers import INITIALIZERS
 
@@ -44,13 +45,10 @@ class Lens(nn.Module):
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     """Maps images x (B, H, W, C) to L(x) (B, H, W, C), float32."""
     kernel_init, scale_init = INITIALIZERS.get(self.init_scheme, "lens.init")
+    # nn.Conv(padding="SAME")'s layer and parameters, with derivatives that stay on XLA:CPU's
+    # fast kernels at any batch size (gan_jax/models/conv.py).
     conv = functools.partial(
-      nn.Conv,
-      kernel_size=(3, 3),
-      strides=(1, 1),
-      padding="SAME",
-      kernel_init=kernel_init,
-      dtype=self.dtype,
+      StridedConv, kernel_size=(3, 3), strides=(1, 1), kernel_init=kernel_init, dtype=self.dtype
     )
     norm = functools.partial(
       _norm, self.norm, train, self.bn_momentum, scale_init, dtype=self.dtype
@@ -61,8 +59,8 @@ class Lens(nn.Module):
       r = norm(f"block{i}_norm1")(conv(self.width, name=f"block{i}_conv1")(r))
       h = nn.relu(h + r)
     out_init = nn.initializers.zeros if self.zero_init_output else kernel_init
-    out = nn.Conv(
-      x.shape[-1], (3, 3), padding="SAME", kernel_init=out_init, dtype=self.dtype, name="out"
+    out = StridedConv(
+      x.shape[-1], (3, 3), (1, 1), kernel_init=out_init, dtype=self.dtype, name="out"
     )(h)
     # The skip adds f(x) to the float32 x, so L(x) = x exactly where f = 0 and the lensed
     # images, which enter D and the reconstruction loss, are float32.
