@@ -105,5 +105,48 @@ class BenchSmokeTest(unittest.TestCase):
     self.assertEqual(peer["window_ms"], [w["ms_per_iter"] for w in row["windows"][1:3]])
 
 
+class ConvChunksSmokeTest(unittest.TestCase):
+  def test_whole_and_chunked_sides(self):
+    with tempfile.TemporaryDirectory() as tmp:
+      out = os.path.join(tmp, "chunks.json")
+      proc = subprocess.run(
+        [
+          sys.executable,
+          os.path.join(_HERE, "conv_chunks.py"),
+          "--layer_batch_sizes=4",
+          "--rows=non_saturating:8",
+          "--layer_iters=1",
+          "--layer_windows=2",
+          "--row_iters=1",
+          "--row_windows=2",
+          "--chunk_elements=4096",  # every layer in chunks
+          f"--out={out}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env={**os.environ, "XLA_FLAGS": "--xla_backend_optimization_level=0"},
+      )
+      self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+      with open(out, encoding="utf-8") as f:
+        report = json.load(f)
+    self.assertEqual(report["chunk_elements"], 4096)
+    self.assertEqual(len(report["layers"]), 4)
+    for row in report["layers"]:
+      self.assertEqual(row["chunks"], [1, 4])  # one device, one example per chunk
+      for grad in ("kernel_grad", "input_grad"):
+        whole, chunked = row[grad]["whole"], row[grad]["chunked"]
+        self.assertEqual(len(whole["window_ms"]), 2)
+        self.assertAlmostEqual(
+          row[grad]["whole_over_chunked"],
+          whole["ms_per_iter_median"] / chunked["ms_per_iter_median"],
+        )
+    (row,) = report["rows"]
+    self.assertEqual((row["objective"], row["batch_size"]), ("non_saturating", 8))
+    self.assertGreater(row["whole"]["ms_per_iter"], 0)
+    self.assertGreater(row["chunked"]["ms_per_iter"], 0)
+
+
 if __name__ == "__main__":
   unittest.main()

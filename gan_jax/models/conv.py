@@ -30,10 +30,11 @@ slows down several-fold once its operands outgrow a core's L2 cache (next paragr
 
 Batch chunks. XLA:CPU's convolution kernels keep their speed only while an operation's operands
 fit in a core's L2 cache. On this project's 2-core CPU (2 MiB of L2 per core) the kernel gradient
-of DCGAN's 64->128 layer took 7 ms at B = 64 and 63-75 ms at B = 256 (8.5x for 4x the work; 51x
-at B = 1024), the lens's 32->32 3x3 kernel gradient 43 ms at B = 64 against 12 ms when computed
-on chunks of 8 images and summed. The two gradients are therefore computed on batch chunks of at
-most `_CHUNK_ELEMENTS` elements of their two batched operands together (2 MiB of float32), the
+of DCGAN's 64->128 layer took 16.5 ms at B = 64, 78.5 ms at B = 256 and 427 ms at B = 1024, and
+9.2, 29.5 and 177 ms computed on chunks and summed; the lens's 32->32 3x3 kernel gradient at
+B = 64 took 47.7 ms whole and 20.0 ms in 8 chunks (`benchmarks/conv_chunks.py`,
+docs/benchmarks.md). The two gradients are therefore computed on batch chunks of at most
+`_CHUNK_ELEMENTS` elements of their two batched operands together (2 MiB of float32), the
 kernel gradient summed over the chunks and the input gradient stacked; the forward convolution,
 which gained nothing measurable, runs whole. Under a data-parallel mesh the batch is split into
 contiguous blocks per device first and each block into chunks, so a chunk never needs another
