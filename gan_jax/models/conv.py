@@ -25,8 +25,9 @@ it joins the same closed set. Values and parameters are those of `nn.Conv` / `nn
 the plain convolutions run.
 
 The same three operations serve the stride-1 3x3 convolutions of the Tempered GAN lens and of
-BEGAN: their plain kernel gradient is fast at small batches but, like the input gradient, it
-slows down several-fold once its operands outgrow a core's L2 cache (next paragraph).
+BEGAN. Their plain derivatives have no slow dilated form, but their kernel gradient, like every
+input and kernel gradient here, slows down several-fold once its operands outgrow a core's L2
+cache, which a lens activation (32 channels at 32x32) does at B = 64 already (next paragraph).
 
 Batch chunks. XLA:CPU's convolution kernels keep their speed only while an operation's operands
 fit in a core's L2 cache. On this project's 2-core CPU (2 MiB of L2 per core) the kernel gradient
