@@ -529,15 +529,19 @@ def benchmark() -> dict[str, Any]:
   }
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  report = benchmark()
-  text = json.dumps(report, indent=2)
+def write_report(report: dict[str, Any]) -> None:
+  """Prints the JSON document and also writes it to --out if given (NumPy values as lists)."""
+  text = json.dumps(report, indent=2, default=lambda v: np.asarray(v).tolist())
   if FLAGS.out:
     with open(FLAGS.out, "w", encoding="utf-8") as f:
       f.write(text + "\n")
   print(text)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  write_report(benchmark())
 
 
 if __name__ == "__main__":

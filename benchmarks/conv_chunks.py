@@ -18,7 +18,6 @@ Prints one JSON document; `whole_over_chunked` > 1 means chunking is faster.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -31,7 +30,6 @@ for _path in (_ROOT, os.path.join(_ROOT, "benchmarks")):
 
 import bench  # noqa: E402  (benchmarks/bench.py)
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from gan_jax.models import conv  # noqa: E402
@@ -177,11 +175,7 @@ def main(argv):
     "rows": iteration_rows(),
     "load_average_after": bench.load_average(),
   }
-  text = json.dumps(report, indent=1, default=lambda v: np.asarray(v).tolist())
-  print(text)
-  if FLAGS.out:
-    with open(FLAGS.out, "w", encoding="utf-8") as f:
-      f.write(text + "\n")
+  bench.write_report(report)
 
 
 if __name__ == "__main__":
