@@ -1,12 +1,14 @@
 r"""Steady-state speed of the compiled gan_jax training iteration, next to a PyTorch peer.
 
-For each objective and batch size this builds the objective's config (DCGAN networks on
-image_size x image_size x channels images, width C), compiles `gan_jax.train.
-compile_train_iteration` and times it, then times `benchmarks/torch_peer.py` (the same
-networks and iteration in PyTorch) on the same device kind, and prints one JSON document:
+For each objective and batch size this builds the objective's config (DCGAN networks, or
+BEGAN's auto-encoder D and decoder G for `began`, on image_size x image_size x channels images,
+width C), compiles `gan_jax.train.compile_train_iteration` and times it, then times
+`benchmarks/torch_peer.py` (the same networks and iteration in PyTorch) on the same device
+kind, and prints one JSON document:
 
   python benchmarks/bench.py --objectives=non_saturating,wgan_gp --batch_sizes=64,256,1024 \
       --peer=both --out=/tmp/bench.json
+  python benchmarks/bench.py --objectives=began --batch_sizes=16,64 --peer=both
 
 Timing: the first call (compilation plus one iteration) is reported apart; after `--warmup`
 iterations, `--iters` iterations are timed in `--windows` windows, each closed by waiting for
@@ -52,7 +54,7 @@ from gan_jax import spec as spec_lib
 from gan_jax import train as train_lib
 from gan_jax.core import parallel
 
-OBJECTIVES = ("minimax", "non_saturating", "lsgan", "wgan", "wgan_gp")
+OBJECTIVES = ("minimax", "non_saturating", "lsgan", "wgan", "wgan_gp", "began")
 # The config (`gan_jax.configs`, configs/<name>.py) of each objective.
 CONFIGS = {
   "minimax": "dcgan_minimax",
@@ -60,13 +62,16 @@ CONFIGS = {
   "lsgan": "lsgan",
   "wgan": "wgan",
   "wgan_gp": "wgan_gp",
+  "began": "began",
 }
 DEFAULT_PEER_PYTHON = "/work/torchenv/bin/python"
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("objectives", list(OBJECTIVES), f"Objectives, from {OBJECTIVES}.")
 flags.DEFINE_list("batch_sizes", ["64", "256", "1024"], "Global batch sizes B.")
-flags.DEFINE_integer("width", 64, "Network width C (G: 4C-2C-C, D: C-2C-4C at 32x32).")
+flags.DEFINE_integer(
+  "width", 64, "Network width C (DCGAN at 32x32: G 4C-2C-C, D C-2C-4C; BEGAN: n = C)."
+)
 flags.DEFINE_integer("image_size", 32, "Image height and width.")
 flags.DEFINE_integer("channels", 3, "Image channels.")
 flags.DEFINE_integer("warmup", 5, "Untimed iterations, the first call (which compiles) included.")
@@ -134,8 +139,6 @@ def make_config(
 
 def peer_settings(objective: str, cfg) -> dict[str, Any]:
   """What the PyTorch peer needs to mirror `cfg` (see torch_peer.DEFAULT_SETTINGS)."""
-  if cfg.model.name != "dcgan" or cfg.model.generator_norm != "batch":
-    raise ValueError("the peer implements the DCGAN networks with a BatchNorm generator")
   if cfg.train.ema_decay:
     raise ValueError("the peer keeps no EMA of G; set train.ema_decay = 0")
 
@@ -143,6 +146,24 @@ def peer_settings(objective: str, cfg) -> dict[str, Any]:
     keys = ("name", "learning_rate", "b1", "b2", "eps", "decay")
     return {k: section[k] for k in keys}
 
+  if cfg.model.name == "began":
+    if cfg.model.skip or cfg.get("stabilisers"):
+      raise ValueError("the BEGAN peer has no skip connections or vanishing residuals")
+    return {
+      "model": "began",
+      "n_critic": cfg.train.n_critic,
+      "init": cfg.model.init,
+      "hidden_dim": cfg.model.hidden_dim,
+      "z_dim": cfg.model.z_dim,
+      "eta": cfg.model.eta,
+      "gamma": cfg.objective.gamma,
+      "lambda_k": cfg.objective.lambda_k,
+      "k_init": cfg.objective.k_init,
+      "optim_g": optim(cfg.optim.generator),
+      "optim_d": optim(cfg.optim.discriminator),
+    }
+  if cfg.model.name != "dcgan" or cfg.model.generator_norm != "batch":
+    raise ValueError("the peer implements the DCGAN networks with a BatchNorm generator")
   return {
     "n_critic": cfg.train.n_critic,
     "disc_norm": cfg.model.discriminator_norm,
@@ -504,7 +525,7 @@ def benchmark() -> dict[str, Any]:
     if row["stabilisers"] != "none" and base:
       row["ratio_over_plain"] = row["jax"]["ms_per_iter_median"] / base["jax"]["ms_per_iter_median"]
   return {
-    "benchmark": "gan_jax DCGAN training iteration",
+    "benchmark": "gan_jax training iteration",
     "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     "device": device_info(),
     "versions": versions(),

@@ -104,6 +104,54 @@ class BenchSmokeTest(unittest.TestCase):
     self.assertTrue(all(w["load_1min"] is not None for w in row["windows"]))
     self.assertEqual(peer["window_ms"], [w["ms_per_iter"] for w in row["windows"][1:3]])
 
+  @unittest.skipUnless(_peer_available(), "no interpreter with torch")
+  def test_began_with_eager_peer(self):
+    report = self._run("--objectives=began", "--peer=eager")
+    (row,) = report["rows"]
+    self.assertEqual((row["objective"], row["images_per_iter"]), ("began", 8))
+    self.assertTrue(row["jax"]["metrics_finite"])
+    self.assertNotIn("error", row["peer"]["eager"])
+    self.assertGreater(row["ratio_peer_over_jax"]["eager"], 0)
+
+
+@unittest.skipUnless(_peer_available(), "no interpreter with torch")
+class PeerNetworksTest(unittest.TestCase):
+  """The peer's networks have as many parameters as gan_jax's, layer shapes being the same."""
+
+  def test_parameter_counts(self):
+    import jax  # pylint: disable=import-outside-toplevel
+
+    from gan_jax import spec as spec_lib  # pylint: disable=import-outside-toplevel
+    from gan_jax import train as train_lib  # pylint: disable=import-outside-toplevel
+    from gan_jax.core import parallel  # pylint: disable=import-outside-toplevel
+
+    python = sys.executable if importlib.util.find_spec("torch") else bench.DEFAULT_PEER_PYTHON
+    script = (
+      "import json, sys, torch\n"
+      f"sys.path.insert(0, {_HERE!r})\n"
+      "import torch_peer\n"
+      "objective, settings = json.loads(sys.argv[1])\n"
+      "peer = torch_peer.make_peer(objective, settings, batch_size=2, width=8, image_size=16,"
+      " channels=3, device=torch.device('cpu'), channels_last=False, compile_mode=None)\n"
+      "count = lambda m: sum(p.numel() for p in m.parameters())\n"
+      "print(json.dumps([count(peer.generator), count(peer.discriminator)]))\n"
+    )
+    for objective in ("non_saturating", "wgan_gp", "began"):
+      with self.subTest(objective=objective):
+        cfg = bench.make_config(objective, 2, 8, 16, 3)
+        spec = spec_lib.build_spec(cfg, mesh=parallel.make_mesh(1))
+        params = train_lib.init_state(spec, 0).params
+        expected = [
+          sum(x.size for x in jax.tree.leaves(params[name]))
+          for name in ("generator", "discriminator")
+        ]
+        arg = json.dumps([objective, bench.peer_settings(objective, cfg)])
+        proc = subprocess.run(
+          [python, "-c", script, arg], capture_output=True, text=True, check=False, timeout=300
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        self.assertEqual(json.loads(proc.stdout), expected)
+
 
 class ConvChunksSmokeTest(unittest.TestCase):
   def test_whole_and_chunked_sides(self):

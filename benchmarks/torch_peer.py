@@ -1,14 +1,21 @@
-r"""PyTorch peer of the gan_jax DCGAN training iteration, for side-by-side timings.
+r"""PyTorch peer of the gan_jax training iteration (DCGAN family and BEGAN), for side-by-side
+timings.
 
-The networks have the layer shapes of `gan_jax.models.dcgan` (4x4 kernels, stride 2, BatchNorm
-with PyTorch momentum 0.1 = Flax 0.9 and eps 1e-5, ReLU / LeakyReLU(0.2), tanh) and the
-iteration is the one of `gan_jax.core.step`: n_critic discriminator updates, each on its own real
-batch with fresh z, then one generator update with fresh z; BatchNorm in training mode; D sees
-the real and the generated batch in two separate forward passes.
+DCGAN family: the networks have the layer shapes of `gan_jax.models.dcgan` (4x4 kernels, stride
+2, BatchNorm with PyTorch momentum 0.1 = Flax 0.9 and eps 1e-5, ReLU / LeakyReLU(0.2), tanh)
+and the iteration is the one of `gan_jax.core.step`: n_critic discriminator updates, each on its
+own real batch with fresh z, then one generator update with fresh z; BatchNorm in training
+mode; D sees the real and the generated batch in two separate forward passes.
+
+BEGAN: the networks of `gan_jax.models.began` (3x3 conv + ELU layers, stride-2 3x3
+down-sampling with linearly growing filters, nearest-neighbour up-sampling, N_h = N_z) and
+the iteration of configs/began.py: D's and G's gradients both at the iteration's starting
+parameters (simultaneous updates), separate z_D and z_G ~ U[-1, 1], then the k_t and M_global
+update (Sec. 3.4), kept on the device.
 
 This file depends only on torch and numpy, so it runs in an interpreter without JAX:
 
-  /work/torchenv/bin/python benchmarks/torch_peer.py --objectives=non_saturating \
+  /work/torchenv/bin/python benchmarks/torch_peer.py --objectives=non_saturating,began \
       --batch_sizes=64 --modes=eager,compile --iters=5
 
 It prints one JSON document. `benchmarks/bench.py` calls it (in-process when torch is
@@ -60,6 +67,20 @@ DEFAULT_SETTINGS = {
     "gp_weight": 10.0,
     "optim_g": _ADAM_GP,
     "optim_d": _ADAM_GP,
+  },
+  # configs/began.py: Adam(1e-4, β1 0.5) for both, N_h = N_z = 64, η = 1, γ 0.5, λ_k 0.001.
+  "began": {
+    "model": "began",
+    "n_critic": 1,
+    "init": "xavier",
+    "hidden_dim": 64,
+    "z_dim": 64,
+    "eta": 1,
+    "gamma": 0.5,
+    "lambda_k": 0.001,
+    "k_init": 0.0,
+    "optim_g": {**_ADAM, "learning_rate": 1e-4},
+    "optim_d": {**_ADAM, "learning_rate": 1e-4},
   },
 }
 
@@ -149,6 +170,74 @@ def initialize(module: nn.Module, scheme: str) -> None:
       else:
         nn.init.ones_(m.weight)
       nn.init.zeros_(m.bias)
+
+
+# BEGAN (gan_jax.models.began). Flax's "SAME" padding of a stride-2 3x3 convolution on an even
+# size pads one row and column after the image; padding=1 pads one on each side: the same output
+# shape and work, the taps shifted by one pixel.
+
+
+def began_scales(image_size: int) -> int:
+  """Resolutions k + 1 with image_size == 8·2^k (as gan_jax.models.began.num_scales)."""
+  size, scales = image_size, 1
+  while size > 8 and size % 2 == 0:
+    size, scales = size // 2, scales + 1
+  if size != 8:
+    raise ValueError(f"BEGAN needs an image size 8·2^k, got {image_size}")
+  return scales
+
+
+def _began_layer(in_features: int, features: int, stride: int = 1) -> nn.Sequential:
+  return nn.Sequential(nn.Conv2d(in_features, features, 3, stride, 1), nn.ELU())
+
+
+class BeganDecoder(nn.Module):
+  """BEGAN's decoder and G: h (B, N) -> images (B, channels, H, W); n filters at every scale."""
+
+  def __init__(self, image_size: int, channels: int, width: int, in_dim: int):
+    super().__init__()
+    self.width = width
+    self.project = nn.Linear(in_dim, 8 * 8 * width)
+    self.scales = nn.ModuleList(
+      nn.Sequential(_began_layer(width, width), _began_layer(width, width))
+      for _ in range(began_scales(image_size))
+    )
+    self.to_image = nn.Conv2d(width, channels, 3, 1, 1)
+
+  def forward(self, h: torch.Tensor) -> torch.Tensor:
+    x = self.project(h).view(h.shape[0], self.width, 8, 8)
+    for i, scale in enumerate(self.scales):
+      if i:
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+      x = scale(x)
+    return self.to_image(x)
+
+
+class BeganAutoEncoder(nn.Module):
+  """BEGAN's D: the encoder ((i + 1)·n filters at scale i, stride-2 down-sampling), the
+  decoder, and the per-sample loss L(v) = mean |v - D(v)|^η (B,)."""
+
+  def __init__(self, image_size: int, channels: int, width: int, hidden_dim: int, eta: int):
+    super().__init__()
+    self.eta = eta
+    scales = began_scales(image_size)
+    layers = [_began_layer(channels, width)]
+    for i in range(scales):
+      features = (i + 1) * width
+      layers += [_began_layer(layers[-1][0].out_channels, features)]
+      layers += [_began_layer(features, features)]
+      if i < scales - 1:
+        layers += [_began_layer(features, features + width, stride=2)]
+    self.encoder = nn.Sequential(*layers)
+    self.embed = nn.Linear(8 * 8 * scales * width, hidden_dim)
+    self.decoder = BeganDecoder(image_size, channels, width, hidden_dim)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    h = self.embed(torch.flatten(self.encoder(x), 1))
+    error = (x - self.decoder(h)).abs()
+    if self.eta != 1:
+      error = error**self.eta
+    return error.flatten(1).mean(1)
 
 
 # ----------------------------------------------------------------------------- iteration
@@ -291,6 +380,91 @@ class Peer:
     loss = generator_loss(self.objective, self.d(self.g(self.noise())))
     loss.backward()
     self.opt_g.step()
+
+
+class BeganPeer:
+  """BEGAN's G, auto-encoder D, their optimisers, k_t and the iteration of configs/began.py.
+
+  One iteration: D's gradient of L(x) - k_t·L(G(z_D)) and G's gradient of L(G(z_G)), both at
+  the iteration's starting parameters, then both Adam steps and
+  k_{t+1} = clip(k_t + λ_k (γ·L(x) - L(G(z_G))), 0, 1) with M_global, on the device (no host
+  synchronisation). The learning-rate controller's bookkeeping is left out: it changes nothing
+  within a benchmark's iterations.
+  """
+
+  def __init__(
+    self,
+    objective: str,
+    settings: dict[str, Any],
+    *,
+    batch_size: int,
+    width: int,
+    image_size: int,
+    channels: int,
+    device: torch.device,
+    channels_last: bool,
+    compile_mode: str | None,
+    seed: int = 0,
+  ):
+    del objective
+    torch.manual_seed(seed)
+    self.settings = settings
+    self.batch_size = batch_size
+    self.device = device
+    self.channels_last = channels_last
+    self.z_dim = settings["z_dim"]
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    self.generator = BeganDecoder(image_size, channels, width, self.z_dim)
+    self.discriminator = BeganAutoEncoder(
+      image_size, channels, width, settings["hidden_dim"], settings["eta"]
+    )
+    for net in (self.generator, self.discriminator):
+      initialize(net, settings["init"])
+      net.to(device=device, memory_format=memory_format).train()
+    self.opt_g = make_optimizer(self.generator.parameters(), settings["optim_g"], device)
+    self.opt_d = make_optimizer(self.discriminator.parameters(), settings["optim_d"], device)
+    self.d_params = list(self.discriminator.parameters())
+    self.k = torch.tensor(settings["k_init"], device=device)
+    self.m_global = torch.zeros((), device=device)
+    self.g, self.d = self.generator, self.discriminator
+    if compile_mode:
+      self.g = torch.compile(self.generator, mode=compile_mode)
+      self.d = torch.compile(self.discriminator, mode=compile_mode)
+
+  real_images = Peer.real_images
+
+  def noise(self) -> torch.Tensor:
+    return torch.rand(self.batch_size, self.z_dim, device=self.device).mul_(2.0).sub_(1.0)
+
+  def iteration(self, batches_u8: torch.Tensor) -> None:
+    """One training iteration on `batches_u8` (1, B, H, W, C) uint8 on the device."""
+    s = self.settings
+    x_real = self.real_images(batches_u8[0])
+    with torch.no_grad():
+      x_fake = self.g(self.noise())
+    for p in self.d_params:
+      p.requires_grad_(True)
+    self.opt_d.zero_grad(set_to_none=True)
+    real = self.d(x_real).mean()
+    (real - self.k * self.d(x_fake).mean()).backward()
+    # G's gradient at D's parameters from the start of the iteration: D steps only after it.
+    for p in self.d_params:
+      p.requires_grad_(False)
+    self.opt_g.zero_grad(set_to_none=True)
+    fake = self.d(self.g(self.noise())).mean()
+    fake.backward()
+    self.opt_d.step()
+    self.opt_g.step()
+    with torch.no_grad():
+      balance = s["gamma"] * real - fake
+      self.k = (self.k + s["lambda_k"] * balance).clamp_(0.0, 1.0)
+      self.m_global = real + balance.abs()
+
+
+def make_peer(objective: str, settings: dict[str, Any], **kwargs) -> Peer | BeganPeer:
+  """The peer of `objective` (BeganPeer when settings name the BEGAN model)."""
+  cls = BeganPeer if settings.get("model") == "began" else Peer
+  return cls(objective, settings, **kwargs)
 
 
 # ----------------------------------------------------------------------------- timing
@@ -438,7 +612,7 @@ def run(
           "n_critic": s["n_critic"],
         }
         try:
-          peer = Peer(
+          peer = make_peer(
             objective, s, compile_mode=compile_mode if mode == "compile" else None, **shape
           )
           row.update(time_peer(peer, images, warmup=warmup, iters=iters, windows=windows))
@@ -533,7 +707,9 @@ def prepare(
   timers, starts = {}, {}
   for mode in modes:
     try:
-      peer = Peer(objective, s, compile_mode=compile_mode if mode == "compile" else None, **shape)
+      peer = make_peer(
+        objective, s, compile_mode=compile_mode if mode == "compile" else None, **shape
+      )
       timer = PeerTimer(peer, images)
       starts[mode] = {"first_iteration_s": timer.start(warmup)}
       timers[mode] = timer
