@@ -3,7 +3,7 @@
 # SMALL (flags common to every run). With JOBS > 1 each job is pinned (taskset) to its own share
 # of the cores: small models (the MLPs of Table 1) go about 1.3x further in total that way on a
 # 2-core CPU than as unpinned jobs that each spread their threads over both cores. GRID_PIN=0
-# turns pinning off.
+# turns pinning off; GRID_POLL_S is how often (seconds, default 5) a free slot is looked for.
 
 # grid_job NAME CONFIG DATASET SEED FLAGS...: one run in $RUNS/NAME, its log in $RUNS/NAME.log;
 # skipped once it finished ($RUNS/NAME/DONE), resumed from its last checkpoint otherwise.
@@ -47,7 +47,7 @@ grid_run() {
           break 2
         fi
       done
-      sleep 5
+      sleep "${GRID_POLL_S:-5}"
     done
     # shellcheck disable=SC2086
     GRID_CPUS=$(grid_cpus "$slot") grid_job "$name" "$config" "$data" "$seed" $flags &
