@@ -20,9 +20,13 @@ iterations and the median of the windows' ms/iter; the ratio peer/jax (> 1: gan_
 uses the medians. images/s counts the real images one iteration consumes, n_critic * B.
 
 Distance to the machine's limit: each gan_jax row has its FLOPs per iteration (XLA's cost
-analysis of the compiled iteration) and the GFLOP/s achieved, beside the machine's float32
-peak, the best rate of a plain (2048, 2048) matmul measured at the start and the end of the
-run.
+analysis of the compiled iteration) and the GFLOP/s achieved, beside the machine's peak in the
+row's activation dtype, the best rate of a plain (2048, 2048) matmul measured at the start and
+the end of the run.
+
+Precision: `--compute_dtypes=float32,bfloat16` adds bfloat16 rows (`train.compute_dtype`,
+docs/precision.md); the peer's bfloat16 rows run its forward passes under
+`torch.autocast(dtype=torch.bfloat16)`, parameters and optimiser states float32 on both sides.
 
 The peer runs in this interpreter when torch is importable (a GPU image with JAX and torch),
 else in a subprocess of `--peer_python` (default: /work/torchenv/bin/python) that serves the
@@ -65,6 +69,7 @@ CONFIGS = {
   "began": "began",
 }
 DEFAULT_PEER_PYTHON = "/work/torchenv/bin/python"
+COMPUTE_DTYPES = tuple(spec_lib.COMPUTE_DTYPES)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("objectives", list(OBJECTIVES), f"Objectives, from {OBJECTIVES}.")
@@ -104,6 +109,12 @@ flags.DEFINE_list(
   "values with '+' for ',' (e.g. lens, advas, lens+advas). The peer runs only "
   "for none.",
 )
+flags.DEFINE_list(
+  "compute_dtypes",
+  ["float32"],
+  "Activation dtypes (train.compute_dtype): float32 and/or bfloat16. The peer's bfloat16 rows "
+  "use torch.autocast.",
+)
 flags.DEFINE_string("out", None, "Also write the JSON document to this file.")
 
 
@@ -117,9 +128,10 @@ def make_config(
   image_size: int,
   channels: int,
   stabilisers: str = "none",
+  compute_dtype: str = "float32",
 ):
-  """The objective's config with the benchmark's image shape, width, batch size and
-  stabilisers."""
+  """The objective's config with the benchmark's image shape, width, batch size, stabilisers
+  and activation dtype."""
   if objective not in CONFIGS:
     raise app.UsageError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
   cfg = configs.get(CONFIGS[objective])
@@ -134,6 +146,7 @@ def make_config(
     )
   if stabilisers != "none":
     cfg.stabilisers = stabilisers.replace("+", ",")
+  cfg.train.compute_dtype = compute_dtype
   return cfg
 
 
@@ -151,6 +164,7 @@ def peer_settings(objective: str, cfg) -> dict[str, Any]:
       raise ValueError("the BEGAN peer has no skip connections or vanishing residuals")
     return {
       "model": "began",
+      "compute_dtype": cfg.train.compute_dtype,
       "n_critic": cfg.train.n_critic,
       "init": cfg.model.init,
       "hidden_dim": cfg.model.hidden_dim,
@@ -165,6 +179,7 @@ def peer_settings(objective: str, cfg) -> dict[str, Any]:
   if cfg.model.name != "dcgan" or cfg.model.generator_norm != "batch":
     raise ValueError("the peer implements the DCGAN networks with a BatchNorm generator")
   return {
+    "compute_dtype": cfg.train.compute_dtype,
     "n_critic": cfg.train.n_critic,
     "disc_norm": cfg.model.discriminator_norm,
     "init": cfg.model.init,
@@ -253,10 +268,11 @@ def flops(compiled) -> float | None:
   return float(value) if value else None
 
 
-def peak_gflops(n: int = 2048, repeats: int = 5) -> dict[str, Any]:
-  """The machine's float32 matmul rate: the best of `repeats` timed (n, n) @ (n, n) products
-  on one device, the plain large matmul against which the iterations' GFLOP/s are read."""
-  a = jax.device_put(np.random.default_rng(0).standard_normal((n, n), np.float32))
+def peak_gflops(n: int = 2048, repeats: int = 5, dtype: str = "float32") -> dict[str, Any]:
+  """The machine's matmul rate in `dtype`: the best of `repeats` timed (n, n) @ (n, n)
+  products on one device, the plain large matmul against which the iterations' GFLOP/s are
+  read."""
+  a = jax.device_put(np.random.default_rng(0).standard_normal((n, n), np.float32)).astype(dtype)
   matmul = jax.jit(lambda x: x @ x)
   jax.block_until_ready(matmul(a))
   best = float("inf")
@@ -264,7 +280,7 @@ def peak_gflops(n: int = 2048, repeats: int = 5) -> dict[str, Any]:
     start = time.perf_counter()
     jax.block_until_ready(matmul(a))
     best = min(best, time.perf_counter() - start)
-  return {"n": n, "gflops": 2 * n**3 / best / 1e9, "load_average": load_average()}
+  return {"n": n, "dtype": dtype, "gflops": 2 * n**3 / best / 1e9, "load_average": load_average()}
 
 
 def summarise(windows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -450,20 +466,28 @@ def time_row(cfg, objective: str, stabilisers: str, modes: list[str]) -> tuple[d
     "objective": objective,
     "batch_size": batch_size,
     "stabilisers": stabilisers,
+    "compute_dtype": cfg.train.compute_dtype,
     "n_critic": cfg.train.n_critic,
     "images_per_iter": cfg.train.n_critic * batch_size,
     "load_average_before": load_average(),
   }
-  logging.info("gan_jax %s B=%d stabilisers=%s: compiling", objective, batch_size, stabilisers)
+  logging.info(
+    "gan_jax %s B=%d stabilisers=%s %s: compiling",
+    objective,
+    batch_size,
+    stabilisers,
+    cfg.train.compute_dtype,
+  )
   jax_timer = JaxTimer(cfg, warmup=FLAGS.warmup, devices=FLAGS.devices, seed=FLAGS.seed)
   row["jax"] = dict(jax_timer.info)
   sides: dict[str, Any] = {"jax": jax_timer}
   peer_meta, close = None, None
   if modes and stabilisers == "none":
     logging.info("peer %s B=%d %s: warming up", objective, batch_size, modes)
+    row["peer_settings"] = peer_settings(objective, cfg)
     try:
       peer_meta, timers, starts, close = start_peer(
-        objective, batch_size, peer_settings(objective, cfg), modes
+        objective, batch_size, row["peer_settings"], modes
       )
       row["peer"] = {mode: dict(starts[mode]) for mode in modes}
       sides.update(timers)
@@ -492,36 +516,46 @@ def benchmark() -> dict[str, Any]:
   modes = {"none": [], "eager": ["eager"], "compile": ["compile"], "both": ["eager", "compile"]}[
     FLAGS.peer
   ]
-  peaks = [peak_gflops()]
+  peaks = [peak_gflops(dtype=dt) for dt in FLAGS.compute_dtypes]
   rows, peer_meta = [], None
+  for dtype in FLAGS.compute_dtypes:
+    if dtype not in COMPUTE_DTYPES:
+      raise app.UsageError(f"unknown compute dtype {dtype!r}; valid: {', '.join(COMPUTE_DTYPES)}")
   runs = [
-    (o, int(b), st) for o in FLAGS.objectives for b in FLAGS.batch_sizes for st in FLAGS.stabilisers
+    (o, int(b), st, dt)
+    for o in FLAGS.objectives
+    for b in FLAGS.batch_sizes
+    for dt in FLAGS.compute_dtypes
+    for st in FLAGS.stabilisers
   ]
-  for objective, batch_size, stabilisers in runs:
+  for objective, batch_size, stabilisers, dtype in runs:
     cfg = make_config(
-      objective, batch_size, FLAGS.width, FLAGS.image_size, FLAGS.channels, stabilisers
+      objective, batch_size, FLAGS.width, FLAGS.image_size, FLAGS.channels, stabilisers, dtype
     )
     row, meta = time_row(cfg, objective, stabilisers, modes)
     peer_meta = meta or peer_meta
     rows.append(row)
     logging.info(
-      "%s B=%d %s: gan_jax %.1f ms/iter, best peer / gan_jax %s",
+      "%s B=%d %s %s: gan_jax %.1f ms/iter, best peer / gan_jax %s",
       objective,
       batch_size,
       stabilisers,
+      dtype,
       row["jax"]["ms_per_iter_median"],
       row.get("ratio_best_peer_over_jax"),
     )
-  peaks.append(peak_gflops())
-  peak = max(p["gflops"] for p in peaks)
+  peaks += [peak_gflops(dtype=dt) for dt in FLAGS.compute_dtypes]
+  peak = {dt: max(p["gflops"] for p in peaks if p["dtype"] == dt) for dt in FLAGS.compute_dtypes}
   for row in rows:
     jax_row = row["jax"]
     if jax_row["flops_per_iter"]:
       achieved = jax_row["flops_per_iter"] / jax_row["ms_per_iter_median"] / 1e6
-      jax_row.update(gflops_per_s=achieved, fraction_of_peak=achieved / peak)
-  plain = {(r["objective"], r["batch_size"]): r for r in rows if r["stabilisers"] == "none"}
+      # Each row against the matmul peak of its own activation dtype.
+      jax_row.update(gflops_per_s=achieved, fraction_of_peak=achieved / peak[row["compute_dtype"]])
+  key = lambda r: (r["objective"], r["batch_size"], r["compute_dtype"])
+  plain = {key(r): r for r in rows if r["stabilisers"] == "none"}
   for row in rows:
-    base = plain.get((row["objective"], row["batch_size"]))
+    base = plain.get(key(row))
     if row["stabilisers"] != "none" and base:
       row["ratio_over_plain"] = row["jax"]["ms_per_iter_median"] / base["jax"]["ms_per_iter_median"]
   return {
@@ -529,7 +563,11 @@ def benchmark() -> dict[str, Any]:
     "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     "device": device_info(),
     "versions": versions(),
-    "machine_peak": {"gflops": peak, "measurements": peaks},
+    "machine_peak": {
+      "gflops": peak.get("float32", peak[FLAGS.compute_dtypes[0]]),
+      "gflops_by_dtype": peak,
+      "measurements": peaks,
+    },
     "settings": {
       "width": FLAGS.width,
       "image_size": FLAGS.image_size,
@@ -540,6 +578,7 @@ def benchmark() -> dict[str, Any]:
       "peer": FLAGS.peer,
       "devices": FLAGS.devices,
       "stabilisers": FLAGS.stabilisers,
+      "compute_dtypes": FLAGS.compute_dtypes,
       "ratio_basis": "ms_per_iter_median (peer / jax; > 1 means gan_jax faster)",
       "timing": "gan_jax and each peer mode alternate windows within a row",
       "xla_flags": os.environ.get("XLA_FLAGS", ""),

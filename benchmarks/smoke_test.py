@@ -105,6 +105,24 @@ class BenchSmokeTest(unittest.TestCase):
     self.assertEqual(peer["window_ms"], [w["ms_per_iter"] for w in row["windows"][1:3]])
 
   @unittest.skipUnless(_peer_available(), "no interpreter with torch")
+  def test_bfloat16_rows(self):
+    report = self._run(
+      "--objectives=non_saturating", "--peer=eager", "--compute_dtypes=float32,bfloat16"
+    )
+    rows = report["rows"]
+    self.assertEqual([r["compute_dtype"] for r in rows], ["float32", "bfloat16"])
+    peaks = report["machine_peak"]["gflops_by_dtype"]
+    self.assertEqual(sorted(peaks), ["bfloat16", "float32"])
+    for row in rows:
+      self.assertEqual(row["peer_settings"]["compute_dtype"], row["compute_dtype"])
+      self.assertNotIn("error", row["peer"]["eager"])
+      self.assertTrue(row["jax"]["metrics_finite"])
+      jax_row = row["jax"]
+      self.assertAlmostEqual(
+        jax_row["fraction_of_peak"], jax_row["gflops_per_s"] / peaks[row["compute_dtype"]]
+      )
+
+  @unittest.skipUnless(_peer_available(), "no interpreter with torch")
   def test_began_with_eager_peer(self):
     report = self._run("--objectives=began", "--peer=eager")
     (row,) = report["rows"]

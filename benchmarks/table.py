@@ -2,12 +2,13 @@ r"""Markdown table of one or more `bench.py` JSON reports.
 
   python benchmarks/table.py [--cpu_time] /tmp/bench.json [more.json ...]
 
-One line per (objective, batch size, stabilisers): gan_jax ms/iter and images/s, the peer's
-ms/iter (eager, torch.compile), the ratios peer/gan_jax (> 1: gan_jax is faster) or, for a
-stabilised row, its cost against the plain one, the GFLOPs of one gan_jax iteration and the
-GFLOP/s achieved (% of the machine's matmul peak measured in the same run), and the range of
-the 1-minute load average over the row's windows. ms/iter are the medians of the timing
-windows (wall clock), or with --cpu_time the process CPU time per iteration (all threads).
+One line per (objective, batch size, stabilisers, activation dtype): gan_jax ms/iter and
+images/s, the peer's ms/iter (eager, torch.compile), the ratios peer/gan_jax (> 1: gan_jax is
+faster) or, for a stabilised row, its cost against the plain one, the GFLOPs of one gan_jax
+iteration and the GFLOP/s achieved (% of the machine's matmul peak in the row's dtype,
+measured in the same run), and the range of the 1-minute load average over the row's windows.
+ms/iter are the medians of the timing windows (wall clock), or with --cpu_time the process CPU
+time per iteration (all threads).
 Standard library only.
 """
 
@@ -44,15 +45,24 @@ def _plain(row: dict) -> str:
 
 
 def _flops(report: dict, jax_row: dict) -> str:
-  """GFLOP per iteration | GFLOP/s achieved (% of the run's matmul peak)."""
+  """GFLOP per iteration | GFLOP/s achieved (% of the run's matmul peak in the row's dtype)."""
   if not jax_row.get("flops_per_iter"):
     return "- | -"
   rate = jax_row.get("gflops_per_s")
-  peak = (report.get("machine_peak") or {}).get("gflops")
+  fraction = jax_row.get("fraction_of_peak")
   achieved = (
-    "-" if rate is None else f"{rate:.1f}" + (f" ({100 * rate / peak:.0f} %)" if peak else "")
+    "-"
+    if rate is None
+    else f"{rate:.1f}" + (f" ({100 * fraction:.0f} %)" if fraction is not None else "")
   )
   return f"{jax_row['flops_per_iter'] / 1e9:.2f} | {achieved}"
+
+
+def _peaks(machine_peak: dict | None) -> dict[str, float]:
+  """dtype -> the run's matmul peak (reports before bfloat16 rows have float32's only)."""
+  if not machine_peak:
+    return {}
+  return machine_peak.get("gflops_by_dtype") or {"float32": machine_peak["gflops"]}
 
 
 def _load(row: dict) -> str:
@@ -71,10 +81,9 @@ def table(reports: list[dict], metric: str = WALL) -> str:
       f"({device.get('cpu_count')} host cores); jax {versions['jax']}, "
       f"flax {versions['flax']}"
       + (f"; torch {peer['torch_version']} on {peer['device']}" if peer else "")
-      + (
-        f"; float32 matmul peak {report['machine_peak']['gflops']:.0f} GFLOP/s"
-        if report.get("machine_peak")
-        else ""
+      + "".join(
+        f"; {dtype} matmul peak {gflops:.0f} GFLOP/s"
+        for dtype, gflops in _peaks(report.get("machine_peak")).items()
       )
     )
   what = "wall clock, median of windows" if metric == WALL else "process CPU time"
@@ -93,6 +102,8 @@ def table(reports: list[dict], metric: str = WALL) -> str:
       images_per_s = row["images_per_iter"] * 1e3 / jax_row[WALL]
       stabilisers = row.get("stabilisers", "none")
       name = row["objective"] + ("" if stabilisers == "none" else f" + {stabilisers}")
+      if row.get("compute_dtype", "float32") != "float32":
+        name += f" ({row['compute_dtype']})"
       lines.append(
         f"| {name} | {row['batch_size']} | {row['n_critic']} | "
         f"{_ms(jax_row, metric)} | {images_per_s:.1f} | {_ms(peer.get('eager'), metric)} | "

@@ -333,6 +333,7 @@ class Peer:
     self.opt_g = make_optimizer(self.generator.parameters(), settings["optim_g"], device)
     self.opt_d = make_optimizer(self.discriminator.parameters(), settings["optim_d"], device)
     self.d_params = list(self.discriminator.parameters())
+    self.bfloat16 = _bfloat16(settings)
     # The modules the iteration calls: compiled wrappers share the parameters.
     self.g, self.d = self.generator, self.discriminator
     if compile_mode:
@@ -351,6 +352,10 @@ class Peer:
   def noise(self) -> torch.Tensor:
     return torch.randn(self.batch_size, self.z_dim, device=self.device)
 
+  def autocast(self):
+    """bfloat16 forward passes when the settings ask for them (torch.autocast), else none."""
+    return autocast(self.device, self.bfloat16)
+
   def iteration(self, batches_u8: torch.Tensor) -> None:
     """One training iteration on `batches_u8` (n_critic, B, H, W, C) uint8 on the device."""
     s = self.settings
@@ -359,14 +364,15 @@ class Peer:
     for r in range(s["n_critic"]):
       x_real = self.real_images(batches_u8[r])
       # G runs in training mode (its BN statistics move) but is not differentiated here.
-      with torch.no_grad():
-        x_fake = self.g(self.noise())
+      with torch.no_grad(), self.autocast():
+        x_fake = self.g(self.noise()).float()
       self.opt_d.zero_grad(set_to_none=True)
-      d_real = self.d(x_real)
-      d_fake = self.d(x_fake)
-      loss = discriminator_loss(self.objective, d_real, d_fake, s["real_label"])
-      if s["gp_weight"]:
-        loss = loss + s["gp_weight"] * gradient_penalty(self.d, x_real, x_fake)
+      with self.autocast():
+        d_real = self.d(x_real).float()
+        d_fake = self.d(x_fake).float()
+        loss = discriminator_loss(self.objective, d_real, d_fake, s["real_label"])
+        if s["gp_weight"]:
+          loss = loss + s["gp_weight"] * gradient_penalty(self.d, x_real, x_fake)
       loss.backward()
       self.opt_d.step()
       if s["clip"]:
@@ -377,7 +383,8 @@ class Peer:
     for p in self.d_params:
       p.requires_grad_(False)
     self.opt_g.zero_grad(set_to_none=True)
-    loss = generator_loss(self.objective, self.d(self.g(self.noise())))
+    with self.autocast():
+      loss = generator_loss(self.objective, self.d(self.g(self.noise()).float()).float())
     loss.backward()
     self.opt_g.step()
 
@@ -424,6 +431,7 @@ class BeganPeer:
     self.opt_g = make_optimizer(self.generator.parameters(), settings["optim_g"], device)
     self.opt_d = make_optimizer(self.discriminator.parameters(), settings["optim_d"], device)
     self.d_params = list(self.discriminator.parameters())
+    self.bfloat16 = _bfloat16(settings)
     self.k = torch.tensor(settings["k_init"], device=device)
     self.m_global = torch.zeros((), device=device)
     self.g, self.d = self.generator, self.discriminator
@@ -432,6 +440,7 @@ class BeganPeer:
       self.d = torch.compile(self.discriminator, mode=compile_mode)
 
   real_images = Peer.real_images
+  autocast = Peer.autocast
 
   def noise(self) -> torch.Tensor:
     return torch.rand(self.batch_size, self.z_dim, device=self.device).mul_(2.0).sub_(1.0)
@@ -440,18 +449,21 @@ class BeganPeer:
     """One training iteration on `batches_u8` (1, B, H, W, C) uint8 on the device."""
     s = self.settings
     x_real = self.real_images(batches_u8[0])
-    with torch.no_grad():
-      x_fake = self.g(self.noise())
+    with torch.no_grad(), self.autocast():
+      x_fake = self.g(self.noise()).float()
     for p in self.d_params:
       p.requires_grad_(True)
     self.opt_d.zero_grad(set_to_none=True)
-    real = self.d(x_real).mean()
-    (real - self.k * self.d(x_fake).mean()).backward()
+    with self.autocast():
+      real = self.d(x_real).float().mean()
+      loss = real - self.k * self.d(x_fake).float().mean()
+    loss.backward()
     # G's gradient at D's parameters from the start of the iteration: D steps only after it.
     for p in self.d_params:
       p.requires_grad_(False)
     self.opt_g.zero_grad(set_to_none=True)
-    fake = self.d(self.g(self.noise())).mean()
+    with self.autocast():
+      fake = self.d(self.g(self.noise()).float()).float().mean()
     fake.backward()
     self.opt_d.step()
     self.opt_g.step()
@@ -459,6 +471,19 @@ class BeganPeer:
       balance = s["gamma"] * real - fake
       self.k = (self.k + s["lambda_k"] * balance).clamp_(0.0, 1.0)
       self.m_global = real + balance.abs()
+
+
+def _bfloat16(settings: dict[str, Any]) -> bool:
+  dtype = settings.get("compute_dtype", "float32")
+  if dtype not in ("float32", "bfloat16"):
+    raise ValueError(f"compute_dtype must be float32 or bfloat16, got {dtype!r}")
+  return dtype == "bfloat16"
+
+
+def autocast(device: torch.device, enabled: bool):
+  """torch.autocast to bfloat16 on `device` when `enabled` (gan_jax's train.compute_dtype =
+  bfloat16: bfloat16 activations, float32 parameters; the losses are taken in float32)."""
+  return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def make_peer(objective: str, settings: dict[str, Any], **kwargs) -> Peer | BeganPeer:
@@ -609,6 +634,7 @@ def run(
           "objective": objective,
           "batch_size": batch_size,
           "mode": mode,
+          "compute_dtype": s.get("compute_dtype", "float32"),
           "n_critic": s["n_critic"],
         }
         try:
@@ -777,6 +803,13 @@ def main(argv=None) -> None:
   )
   parser.add_argument("--compile_mode", default="default", help="torch.compile mode.")
   parser.add_argument(
+    "--compute_dtype",
+    choices=("float32", "bfloat16"),
+    default=None,
+    help="Forward passes in float32 or under bfloat16 autocast (default: the settings', "
+    "float32 unless --settings_json says otherwise).",
+  )
+  parser.add_argument(
     "--settings_json",
     default=None,
     help="JSON object: objective -> settings (as DEFAULT_SETTINGS).",
@@ -789,6 +822,11 @@ def main(argv=None) -> None:
   )
   args = parser.parse_args(argv)
   settings = json.loads(args.settings_json) if args.settings_json else None
+  if args.compute_dtype:
+    settings = {
+      o: {**DEFAULT_SETTINGS[o], **(settings or {}).get(o, {}), "compute_dtype": args.compute_dtype}
+      for o in OBJECTIVES
+    }
   if args.serve:
     serve(args, settings)
     return
