@@ -325,8 +325,7 @@ class Peer:
     self.channels_last = channels_last
     self.z_dim = settings["z_dim"]
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    self.generator = Generator(image_size, channels, width, self.z_dim)
-    self.discriminator = Discriminator(image_size, channels, width, settings["disc_norm"])
+    self.generator, self.discriminator = self.networks(settings, image_size, channels, width)
     for net in (self.generator, self.discriminator):
       initialize(net, settings["init"])
       net.to(device=device, memory_format=memory_format).train()
@@ -339,6 +338,15 @@ class Peer:
     if compile_mode:
       self.g = torch.compile(self.generator, mode=compile_mode)
       self.d = torch.compile(self.discriminator, mode=compile_mode)
+
+  def networks(
+    self, settings: dict[str, Any], image_size: int, channels: int, width: int
+  ) -> tuple[nn.Module, nn.Module]:
+    """(G, D) of the settings, before initialisation."""
+    return (
+      Generator(image_size, channels, width, settings["z_dim"]),
+      Discriminator(image_size, channels, width, settings["disc_norm"]),
+    )
 
   def real_images(self, images_u8: torch.Tensor) -> torch.Tensor:
     """uint8 (B, H, W, C) -> float (B, C, H, W) in [-1, 1], in the networks' memory format.
@@ -389,7 +397,7 @@ class Peer:
     self.opt_g.step()
 
 
-class BeganPeer:
+class BeganPeer(Peer):
   """BEGAN's G, auto-encoder D, their optimisers, k_t and the iteration of configs/began.py.
 
   One iteration: D's gradient of L(x) - k_t·L(G(z_D)) and G's gradient of L(G(z_G)), both at
@@ -399,48 +407,19 @@ class BeganPeer:
   within a benchmark's iterations.
   """
 
-  def __init__(
-    self,
-    objective: str,
-    settings: dict[str, Any],
-    *,
-    batch_size: int,
-    width: int,
-    image_size: int,
-    channels: int,
-    device: torch.device,
-    channels_last: bool,
-    compile_mode: str | None,
-    seed: int = 0,
-  ):
-    del objective
-    torch.manual_seed(seed)
-    self.settings = settings
-    self.batch_size = batch_size
-    self.device = device
-    self.channels_last = channels_last
-    self.z_dim = settings["z_dim"]
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    self.generator = BeganDecoder(image_size, channels, width, self.z_dim)
-    self.discriminator = BeganAutoEncoder(
-      image_size, channels, width, settings["hidden_dim"], settings["eta"]
-    )
-    for net in (self.generator, self.discriminator):
-      initialize(net, settings["init"])
-      net.to(device=device, memory_format=memory_format).train()
-    self.opt_g = make_optimizer(self.generator.parameters(), settings["optim_g"], device)
-    self.opt_d = make_optimizer(self.discriminator.parameters(), settings["optim_d"], device)
-    self.d_params = list(self.discriminator.parameters())
-    self.bfloat16 = _bfloat16(settings)
-    self.k = torch.tensor(settings["k_init"], device=device)
-    self.m_global = torch.zeros((), device=device)
-    self.g, self.d = self.generator, self.discriminator
-    if compile_mode:
-      self.g = torch.compile(self.generator, mode=compile_mode)
-      self.d = torch.compile(self.discriminator, mode=compile_mode)
+  def __init__(self, objective: str, settings: dict[str, Any], **kwargs):
+    super().__init__(objective, settings, **kwargs)
+    self.k = torch.tensor(settings["k_init"], device=self.device)
+    self.m_global = torch.zeros((), device=self.device)
 
-  real_images = Peer.real_images
-  autocast = Peer.autocast
+  def networks(
+    self, settings: dict[str, Any], image_size: int, channels: int, width: int
+  ) -> tuple[nn.Module, nn.Module]:
+    """BEGAN's decoder G and auto-encoder D."""
+    return (
+      BeganDecoder(image_size, channels, width, settings["z_dim"]),
+      BeganAutoEncoder(image_size, channels, width, settings["hidden_dim"], settings["eta"]),
+    )
 
   def noise(self) -> torch.Tensor:
     return torch.rand(self.batch_size, self.z_dim, device=self.device).mul_(2.0).sub_(1.0)
@@ -486,7 +465,7 @@ def autocast(device: torch.device, enabled: bool):
   return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def make_peer(objective: str, settings: dict[str, Any], **kwargs) -> Peer | BeganPeer:
+def make_peer(objective: str, settings: dict[str, Any], **kwargs) -> Peer:
   """The peer of `objective` (BeganPeer when settings name the BEGAN model)."""
   cls = BeganPeer if settings.get("model") == "began" else Peer
   return cls(objective, settings, **kwargs)
