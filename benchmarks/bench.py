@@ -15,9 +15,11 @@ iterations, `--iters` iterations are timed in `--windows` windows, each closed b
 the device (`jax.block_until_ready`, `torch.cuda.synchronize`). gan_jax and every peer mode
 take turns window by window (window w of each before window w + 1 of any, the first of each
 round rotating), and the host's 1-minute load average is recorded before every window, so a
-ratio compares the two under the same conditions. Rows give ms/iter over all timed
-iterations and the median of the windows' ms/iter; the ratio peer/jax (> 1: gan_jax is faster)
-uses the medians. images/s counts the real images one iteration consumes, n_critic * B.
+ratio compares the two under the same conditions. A row with stabilisers (`--stabilisers`)
+alternates its windows with the plain iteration of the same objective, batch size and dtype
+(side "plain"), so its `ratio_over_plain` also comes from one run. Rows give ms/iter over all
+timed iterations and the median of the windows' ms/iter; the ratio peer/jax (> 1: gan_jax is
+faster) uses the medians. images/s counts the real images one iteration consumes, n_critic * B.
 
 Distance to the machine's limit: each gan_jax row has its FLOPs per iteration (XLA's cost
 analysis of the compiled iteration) and the GFLOP/s achieved, beside the machine's peak in the
@@ -456,10 +458,14 @@ def ratio(peer_row: dict[str, Any] | None, jax_row: dict[str, Any]) -> float | N
   return peer_row["ms_per_iter_median"] / jax_row["ms_per_iter_median"]
 
 
-def time_row(cfg, objective: str, stabilisers: str, modes: list[str]) -> tuple[dict, dict | None]:
-  """Times gan_jax and, for plain objectives, the peer's modes in alternating windows.
+def time_row(
+  cfg, objective: str, stabilisers: str, modes: list[str], plain: JaxTimer | None = None
+) -> tuple[dict, dict | None, JaxTimer]:
+  """Times gan_jax and, for plain objectives, the peer's modes in alternating windows; a
+  stabilised row alternates with `plain`, the plain iteration's timer of the same objective,
+  batch size and dtype, when given.
 
-  Returns the row and the peer's description (None without a peer).
+  Returns the row, the peer's description (None without a peer) and gan_jax's timer.
   """
   batch_size = cfg.train.batch_size
   row = {
@@ -481,6 +487,8 @@ def time_row(cfg, objective: str, stabilisers: str, modes: list[str]) -> tuple[d
   jax_timer = JaxTimer(cfg, warmup=FLAGS.warmup, devices=FLAGS.devices, seed=FLAGS.seed)
   row["jax"] = dict(jax_timer.info)
   sides: dict[str, Any] = {"jax": jax_timer}
+  if plain is not None and stabilisers != "none":
+    sides["plain"] = plain
   peer_meta, close = None, None
   if modes and stabilisers == "none":
     logging.info("peer %s B=%d %s: warming up", objective, batch_size, modes)
@@ -500,15 +508,23 @@ def time_row(cfg, objective: str, stabilisers: str, modes: list[str]) -> tuple[d
       close()
   for name in sides:
     summary = summarise([r for r in row["windows"] if r["side"] == name])
+    if name == "plain":
+      # The plain iteration timed beside this one: the cost of the stabilisers in one run.
+      row["plain_alternating"] = summary
+      continue
     side = row["jax"] if name == "jax" else row["peer"][name]
     side.update(summary, images_per_s=row["images_per_iter"] * 1e3 / summary["ms_per_iter"])
+  if "plain_alternating" in row:
+    row["ratio_over_plain"] = (
+      row["jax"]["ms_per_iter_median"] / row["plain_alternating"]["ms_per_iter_median"]
+    )
   row["jax"]["metrics_finite"] = jax_timer.finite()
   if row.get("peer"):
     row["ratio_peer_over_jax"] = {m: ratio(r, row["jax"]) for m, r in row["peer"].items()}
     best = [r for r in row["ratio_peer_over_jax"].values() if r]
     row["ratio_best_peer_over_jax"] = min(best) if best else None
   row["load_average_after"] = load_average()
-  return row, peer_meta
+  return row, peer_meta, jax_timer
 
 
 def benchmark() -> dict[str, Any]:
@@ -526,13 +542,19 @@ def benchmark() -> dict[str, Any]:
     for o in FLAGS.objectives
     for b in FLAGS.batch_sizes
     for dt in FLAGS.compute_dtypes
-    for st in FLAGS.stabilisers
+    # The plain iteration first: the stabilised rows alternate their windows with it.
+    for st in sorted(FLAGS.stabilisers, key=lambda st: st != "none")
   ]
+  plain_timers: dict[tuple[str, int, str], JaxTimer] = {}
   for objective, batch_size, stabilisers, dtype in runs:
     cfg = make_config(
       objective, batch_size, FLAGS.width, FLAGS.image_size, FLAGS.channels, stabilisers, dtype
     )
-    row, meta = time_row(cfg, objective, stabilisers, modes)
+    key = (objective, batch_size, dtype)
+    row, meta, timer = time_row(cfg, objective, stabilisers, modes, plain_timers.get(key))
+    if stabilisers == "none":
+      # Kept for the stabilised rows of the same objective, batch size and dtype.
+      plain_timers = {key: timer}
     peer_meta = meta or peer_meta
     rows.append(row)
     logging.info(
@@ -556,7 +578,7 @@ def benchmark() -> dict[str, Any]:
   plain = {key(r): r for r in rows if r["stabilisers"] == "none"}
   for row in rows:
     base = plain.get(key(row))
-    if row["stabilisers"] != "none" and base:
+    if row["stabilisers"] != "none" and base and "ratio_over_plain" not in row:
       row["ratio_over_plain"] = row["jax"]["ms_per_iter_median"] / base["jax"]["ms_per_iter_median"]
   return {
     "benchmark": "gan_jax training iteration",

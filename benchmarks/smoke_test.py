@@ -78,12 +78,15 @@ class BenchSmokeTest(unittest.TestCase):
     self.assertGreater(report["machine_peak"]["gflops"], jax_row["gflops_per_s"])
 
   def test_stabilised_row_is_compared_with_the_plain_one(self):
-    report = self._run("--objectives=non_saturating", "--peer=none", "--stabilisers=none,advas")
+    report = self._run("--objectives=non_saturating", "--peer=none", "--stabilisers=advas,none")
     plain, advas = report["rows"]
     self.assertEqual((plain["stabilisers"], advas["stabilisers"]), ("none", "advas"))
+    # The stabilised iteration alternates its windows with the plain one, in the same run.
+    order = [(w["window"], w["side"]) for w in advas["windows"]]
+    self.assertEqual(order, [(0, "jax"), (0, "plain"), (1, "plain"), (1, "jax")])
     self.assertAlmostEqual(
       advas["ratio_over_plain"],
-      advas["jax"]["ms_per_iter_median"] / plain["jax"]["ms_per_iter_median"],
+      advas["jax"]["ms_per_iter_median"] / advas["plain_alternating"]["ms_per_iter_median"],
     )
 
   @unittest.skipUnless(_peer_available(), "no interpreter with torch")

@@ -140,6 +140,21 @@ def test_chunks_split_each_device_block_into_the_fewest_that_fit(monkeypatch):
   assert conv._num_chunks(8, 10) == (4, 2)
 
 
+@pytest.mark.parametrize("size,kernel", [(8, 3), (7, 3), (8, 4), (6, 2)])
+def test_stride1_kernel_gradient_equals_the_transposed_convolution(size, kernel):
+  """The stride-1 kernel gradient, computed with the batch moved innermost by a product with
+  the identity, equals the transpose of the plain convolution (even kernels pad unevenly)."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (5, size, size, 3))
+  g = jax.random.normal(jax.random.PRNGKey(1), (5, size, size, 4))
+  k_shape = (kernel, kernel, 3, 4)
+  expected = jax.linear_transpose(
+    lambda k: conv._plain_conv(x, k, (1, 1)), jax.ShapeDtypeStruct(k_shape, jnp.float32)
+  )(g)[0]
+  got = jax.jit(conv._stride1_kernel_grad, static_argnums=2)(x, g, k_shape)
+  np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-5)
+  np.testing.assert_array_equal(conv._batch_minor(x), jnp.transpose(x, (1, 2, 3, 0)))
+
+
 def test_chunked_gradients_under_a_sharded_batch_equal_whole_ones(monkeypatch):
   """Kernel and input gradients on chunks of each device's block, the batch sharded over the
   4 devices, equal the unchunked gradients of one device (float32 rounding apart)."""

@@ -168,6 +168,28 @@ def _input_grad_bwd(x_shape, strides, res, ct):
 conv_input_grad.defvjp(_input_grad_fwd, _input_grad_bwd)
 
 
+def _batch_minor(x: jax.Array) -> jax.Array:
+  """(n, H, W, C) -> (H, W, C, n), as the product with the n x n identity.
+
+  Exact for finite values (each output is one input times 1 plus zeros). The kernel gradient's
+  left operand needs the batch innermost; XLA:CPU's own transposes into that layout took about a
+  quarter of the lens iteration's operation time, its matrix product moves the data faster
+  (docs/benchmarks.md).
+  """
+  eye = jnp.eye(x.shape[0], dtype=x.dtype)
+  return jax.lax.dot_general(x, eye, (((0,), (0,)), ((), ())), precision=jax.lax.Precision.HIGHEST)
+
+
+def _stride1_kernel_grad(x: jax.Array, g: jax.Array, k_shape: Shape) -> jax.Array:
+  """The kernel gradient of a stride-1 "SAME" convolution, x (n, H, W, I), g (n, H, W, O) ->
+  (kh, kw, I, O): the convolution of x over the batch and pixels with g as the kernel."""
+  padding = [_same_padding(n, kk, 1) for n, kk in zip(x.shape[1:3], k_shape[:2])]
+  out = jax.lax.conv_general_dilated(
+    _batch_minor(x), g, (1, 1), padding, dimension_numbers=("HWNC", "IHWO", "NHWC")
+  )
+  return jnp.transpose(out, (1, 2, 0, 3))
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def conv_kernel_grad(
   x: jax.Array, g: jax.Array, k_shape: Shape, strides: tuple[int, int]
@@ -176,6 +198,9 @@ def conv_kernel_grad(
   summed over batch chunks."""
 
   def chunk(x_c, g_c):
+    if tuple(strides) == (1, 1):
+      # The lens's and BEGAN's 3x3 layers; the strided layers gained nothing measurable.
+      return _stride1_kernel_grad(x_c, g_c, k_shape)
     return _transpose(lambda k: _plain_conv(x_c, k, strides), k_shape, g_c)
 
   per_example = math.prod(x.shape[1:]) + math.prod(g.shape[1:])
