@@ -532,11 +532,11 @@ def benchmark() -> dict[str, Any]:
   modes = {"none": [], "eager": ["eager"], "compile": ["compile"], "both": ["eager", "compile"]}[
     FLAGS.peer
   ]
-  peaks = [peak_gflops(dtype=dt) for dt in FLAGS.compute_dtypes]
-  rows, peer_meta = [], None
   for dtype in FLAGS.compute_dtypes:
     if dtype not in COMPUTE_DTYPES:
       raise app.UsageError(f"unknown compute dtype {dtype!r}; valid: {', '.join(COMPUTE_DTYPES)}")
+  peaks = [peak_gflops(dtype=dt) for dt in FLAGS.compute_dtypes]
+  rows, peer_meta = [], None
   runs = [
     (o, int(b), st, dt)
     for o in FLAGS.objectives
@@ -574,12 +574,6 @@ def benchmark() -> dict[str, Any]:
       achieved = jax_row["flops_per_iter"] / jax_row["ms_per_iter_median"] / 1e6
       # Each row against the matmul peak of its own activation dtype.
       jax_row.update(gflops_per_s=achieved, fraction_of_peak=achieved / peak[row["compute_dtype"]])
-  key = lambda r: (r["objective"], r["batch_size"], r["compute_dtype"])
-  plain = {key(r): r for r in rows if r["stabilisers"] == "none"}
-  for row in rows:
-    base = plain.get(key(row))
-    if row["stabilisers"] != "none" and base and "ratio_over_plain" not in row:
-      row["ratio_over_plain"] = row["jax"]["ms_per_iter_median"] / base["jax"]["ms_per_iter_median"]
   return {
     "benchmark": "gan_jax training iteration",
     "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -44,7 +44,7 @@ def _plain(row: dict) -> str:
   return "-" if value is None else f"{value:.2f}"
 
 
-def _flops(report: dict, jax_row: dict) -> str:
+def _flops(jax_row: dict) -> str:
   """GFLOP per iteration | GFLOP/s achieved (% of the run's matmul peak in the row's dtype)."""
   if not jax_row.get("flops_per_iter"):
     return "- | -"
@@ -110,7 +110,7 @@ def table(reports: list[dict], metric: str = WALL) -> str:
         f"{_ms(peer.get('compile'), metric)} | "
         f"{_ratio(peer.get('eager'), jax_row, metric)} | "
         f"{_ratio(peer.get('compile'), jax_row, metric)} | "
-        f"{_plain(row)} | {_flops(report, jax_row)} | {_load(row)} |"
+        f"{_plain(row)} | {_flops(jax_row)} | {_load(row)} |"
       )
   return "\n".join(lines)
 
