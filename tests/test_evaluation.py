@@ -296,6 +296,12 @@ def test_evaluate_cli_on_a_run_latest_best_and_step(cache, tmp_path, capsys):
   with pytest.raises(SystemExit):
     evaluate.cli(["evaluate", f"--workdir={workdir}", "--checkpoint=first"])
   assert "expected latest, best or a step" in capsys.readouterr().err
+  # A confusion matrix needs a classifier: one line, before any checkpoint is read.
+  with pytest.raises(SystemExit):
+    evaluate.cli(["evaluate", f"--workdir={workdir}", "--confusion"])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "needs a run that trains a classifier" in err[0], err
+  assert "'unconditional'" in err[0]
 
 
 def test_evaluate_cli_on_images_npz(cache, tmp_path, capsys):
@@ -325,6 +331,9 @@ def test_evaluate_cli_errors_are_clear(tmp_path, capsys):
   with pytest.raises(SystemExit):
     evaluate.cli(["evaluate", "--images=x.npz"])
   assert "--reference" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    evaluate.cli(["evaluate", "--images=x.npz", "--reference=digits", "--confusion"])
+  assert "--confusion needs --workdir" in capsys.readouterr().err
 
 
 def test_evaluate_images_reference_count_defaults_to_the_images_scored(cache, tmp_path, capsys):

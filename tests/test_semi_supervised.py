@@ -2,7 +2,9 @@
 losses, the labelled subset and batches, weight normalisation's data-dependent initialisation,
 a training run that logs the test error, data parallelism and the CIFAR-10/SVHN nets."""
 
+import importlib.util
 import json
+import os
 
 import chex
 import jax
@@ -20,6 +22,8 @@ from gan_jax.evaluation import ClassificationEvaluator
 from gan_jax.losses import semi_supervised as losses
 from gan_jax.models.semi_supervised import MLPClassifier, WeightNorm
 from gan_jax.optim import learning_rate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _softplus(x):
@@ -212,10 +216,49 @@ def test_smoke_run_logs_the_test_error(tmp_path):
   # The evaluation CLI restores the last checkpoint and counts the same test errors.
   from gan_jax.cli import evaluate  # pylint: disable=g-import-not-at-top
 
-  record = evaluate.evaluate_run(str(tmp_path))
+  record = evaluate.evaluate_run(str(tmp_path), confusion=True)
   assert record["step"] == 6
   for name in ("eval/test_errors", "eval/test_error_ema", "eval/test_error_current"):
     assert record[name] == final[name], name
+  # Its confusion matrices: rows are the test split's classes, the off-diagonal entries the
+  # errors of each parameter set.
+  labels = ClassificationEvaluator.from_config(
+    config, {"classifier_params": "ema", "best_metric": ""}
+  ).labels
+  assert set(record["confusion"]) == {"ema", "current"}
+  for name, matrix in record["confusion"].items():
+    matrix = np.asarray(matrix)
+    assert matrix.shape == (10, 10)
+    np.testing.assert_array_equal(matrix.sum(axis=1), np.bincount(labels, minlength=10))
+    errors = matrix.sum() - np.trace(matrix)
+    assert errors == round(record[f"eval/test_error_{name}"] * 360), name
+  # experiments/semi_supervised_errors.py draws the largest of them.
+  script = _errors_script()
+  out = tmp_path / "errors.png"
+  result = script.main([str(tmp_path), "--top=3", f"--out={out}"])
+  ema = np.asarray(record["confusion"]["ema"])
+  assert result["step"] == 6 and result["errors"] == record["eval/test_errors"]
+  assert result["confusions"] == script.largest_confusions(ema, 3)
+  assert result["confusions"][0][0] == max(
+    ema[t, p] for t in range(10) for p in range(10) if t != p
+  )
+  assert out.stat().st_size > 0
+
+
+def _errors_script():
+  """experiments/semi_supervised_errors.py as a module."""
+  spec = importlib.util.spec_from_file_location(
+    "semi_supervised_errors", os.path.join(ROOT, "experiments", "semi_supervised_errors.py")
+  )
+  script = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(script)
+  return script
+
+
+def test_largest_confusions_are_off_diagonal_and_ordered():
+  script = _errors_script()
+  matrix = np.array([[50, 3, 0], [7, 40, 3], [0, 9, 60]])
+  assert script.largest_confusions(matrix, 3) == [(9, 2, 1), (7, 1, 0), (3, 0, 1)]
 
 
 def _compile_fast(jitted, *args):
@@ -293,3 +336,11 @@ def test_classification_evaluator_counts_errors():
   assert results["eval/uses_ema"] == 0.0
   with pytest.raises(ConfigError, match="ema_decay"):
     ClassificationEvaluator(images, np.zeros(5), params="ema")({"current": lambda x: logits}, 1)
+  # By true class (rows) and predicted class (columns): predictions 0, 1, 1, 1, 2.
+  confusion = evaluator.confusion(
+    {"current": lambda x: logits, "other": lambda x: np.eye(3)[[0, 1, 2, 1, 0]]}
+  )
+  np.testing.assert_array_equal(confusion["current"], [[1, 0, 1], [0, 2, 0], [0, 1, 0]])
+  np.testing.assert_array_equal(confusion["other"], np.diag([2, 2, 1]))
+  with pytest.raises(ValueError, match="outside the classifier's 2 classes"):
+    evaluator.confusion({"current": lambda x: np.zeros((5, 2))})

@@ -6,6 +6,7 @@ A run's checkpoint (latest, best, or a step), against the run's own data:
   python -m gan_jax.cli.evaluate --workdir=runs/dcgan --checkpoint=best --metrics=fid,kid
   python -m gan_jax.cli.evaluate --workdir=runs/cyclegan     # translation metrics
   python -m gan_jax.cli.evaluate --workdir=runs/semi         # the classifier's test error
+  python -m gan_jax.cli.evaluate --workdir=runs/semi --confusion   # ... and which classes
 
 Images from any model (a folder of PNG/JPEG/... files or an .npz with uint8 "images"),
 against a dataset (`SOURCE:NAME`, e.g. idx:fashion_mnist, tfds:cifar10, digits) or against
@@ -101,6 +102,13 @@ flags.DEFINE_string(
   flag_values=FLAGS,
 )
 flags.DEFINE_integer("seed", None, "seed of the evaluation noise", flag_values=FLAGS)
+flags.DEFINE_bool(
+  "confusion",
+  False,
+  "with --workdir of a classifier run (game semi_supervised): add its confusion matrices "
+  "(test images by true class, rows, and predicted class, columns) for each parameter set",
+  flag_values=FLAGS,
+)
 flags.DEFINE_list(
   "plugins",
   [],
@@ -211,29 +219,41 @@ def evaluate_run(
   checkpoint: str = "latest",
   overrides: Mapping[str, Any] | None = None,
   seed: int | None = None,
+  confusion: bool = False,
 ) -> dict:
-  """Restores a run's checkpoint and evaluates its generator.
+  """Restores a run's checkpoint and evaluates its generator, or its classifier.
 
   Args:
     workdir: the run folder (config.json, checkpoints/, checkpoints_best/).
     checkpoint: "latest", "best" or a step number.
     overrides: `eval` fields replacing the run's (e.g. {"metrics": "fid"}).
     seed: seed of the evaluation noise (default: the run's seed).
+    confusion: add "confusion": {parameter set: (K, K) nested lists of counts, rows the true
+      class, columns the predicted one} (classifier runs only).
 
   Returns:
     The JSON record: workdir, checkpoint, step and the metrics.
 
   Raises:
     ImportError: a plug-in recorded in the run's config.json cannot be imported.
+    ConfigError: `confusion` for a run without a classifier.
   """
   config, spec = load_run(workdir, overrides)
-  state, step = restore_state(workdir, config, spec, checkpoint)
   # The run's own kind of evaluation: generated images, a classifier's test error (the
   # semi-supervised game) or both directions of a translation (CycleGAN).
   evaluator = evaluation.make_evaluator(config, mesh=spec.mesh)
+  if confusion and not hasattr(evaluator, "confusion"):
+    raise ConfigError(
+      f"--confusion needs a run that trains a classifier (game 'semi_supervised'); {workdir} "
+      f"trains game {config.get('game', spec_lib.DEFAULT_GAME)!r}"
+    )
+  state, step = restore_state(workdir, config, spec, checkpoint)
   seed = config.seed if seed is None else seed
-  results = evaluator(sampling.evaluation_fns(evaluator.needs, spec, state, seed), step)
-  return {"workdir": workdir, "checkpoint": checkpoint, "step": step, **results}
+  fns = sampling.evaluation_fns(evaluator.needs, spec, state, seed)
+  record = {"workdir": workdir, "checkpoint": checkpoint, "step": step, **evaluator(fns, step)}
+  if confusion:
+    record["confusion"] = {k: m.tolist() for k, m in evaluator.confusion(fns).items()}
+  return record
 
 
 def _image_source_cfg(path: str, size: int, channels: int, resize: str) -> dict:
@@ -378,12 +398,16 @@ def main(argv: Sequence[str]) -> None:
     cli_lib.fail("pass exactly one of --workdir=RUN or --images=FOLDER_OR_NPZ")
   if FLAGS.images and not FLAGS.reference:
     cli_lib.fail("--images needs --reference=SOURCE:NAME or a folder/.npz of real images")
+  if FLAGS.images and FLAGS.confusion:
+    cli_lib.fail("--confusion needs --workdir of a classifier run, not --images")
   logging.set_verbosity(logging.INFO)
   overrides = {k: FLAGS[k].value for k in OVERRIDABLE}
   try:
     cli_lib.import_plugins(FLAGS.plugins)
     if FLAGS.workdir:
-      record = evaluate_run(FLAGS.workdir, FLAGS.checkpoint, overrides, FLAGS.seed)
+      record = evaluate_run(
+        FLAGS.workdir, FLAGS.checkpoint, overrides, FLAGS.seed, confusion=FLAGS.confusion
+      )
     else:
       record = evaluate_images(
         FLAGS.images, FLAGS.reference, overrides, FLAGS.reference_resize, FLAGS.stacked

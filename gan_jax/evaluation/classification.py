@@ -15,6 +15,10 @@ Metrics:
   eval/uses_ema            1 when eval/test_error comes from the EMA, else 0.
   eval/test_error_current, eval/test_error_ema
                            the error of each set of parameters handed in.
+
+`confusion(predict_fns)` counts the test images by true and predicted class, for a closer look
+than the error (`python -m gan_jax.cli.evaluate --workdir=RUN --confusion`): a class or a
+style of one that the labelled subset left uncovered shows as one large off-diagonal count.
 """
 
 from __future__ import annotations
@@ -99,12 +103,38 @@ class ClassificationEvaluator:
       best_metric=f"eval/{METRIC}" if best else None,
     )
 
+  def _logits(self, predict_fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    logits = np.asarray(predict_fn(self.images))
+    if logits.shape[:1] != self.labels.shape or logits.ndim != 2:
+      raise ValueError(f"predict_fn returned {logits.shape} for {len(self.labels)} images")
+    return logits
+
   def errors(self, predict_fn: Callable[[np.ndarray], np.ndarray]) -> int:
     """The number of test images whose argmax logit is not their label."""
-    logits = np.asarray(predict_fn(self.images))
-    if logits.shape[:1] != self.labels.shape:
-      raise ValueError(f"predict_fn returned {logits.shape} for {len(self.labels)} images")
-    return int(np.sum(np.argmax(logits, axis=-1) != self.labels))
+    return int(np.sum(np.argmax(self._logits(predict_fn), axis=-1) != self.labels))
+
+  def confusion(
+    self, predict_fns: Mapping[str, Callable[[np.ndarray], np.ndarray]]
+  ) -> dict[str, np.ndarray]:
+    """Test images counted by true class (rows) and argmax class (columns).
+
+    Args:
+      predict_fns: {name: images -> logits (N, K)}, as for `__call__`.
+
+    Returns:
+      {name: (K, K) int64 counts}; row k sums to the number of test images of class k, and the
+      off-diagonal entries sum to that parameter set's eval/test_errors.
+    """
+    out = {}
+    for name, fn in predict_fns.items():
+      logits = self._logits(fn)
+      k = logits.shape[-1]
+      if self.labels.size and (self.labels.min() < 0 or self.labels.max() >= k):
+        raise ValueError(f"test labels outside the classifier's {k} classes")
+      counts = np.zeros((k, k), np.int64)
+      np.add.at(counts, (self.labels, np.argmax(logits, axis=-1)), 1)
+      out[name] = counts
+    return out
 
   def __call__(
     self, predict_fns: Mapping[str, Callable[[np.ndarray], np.ndarray]], step: int
