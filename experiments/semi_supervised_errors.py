@@ -66,13 +66,11 @@ def main(argv: list[str] | None = None) -> dict:
   if args.out:
     _, t, p = confusions[0]
     source = data_lib.load_source(config.data.to_dict(), config.seed)
+    train_labels = semi_data.source_labels(source)
     labelled = semi_data.balanced_subset(
-      semi_data.source_labels(source),
-      config.data.num_labels,
-      config.seed,
-      config.model.get("num_classes"),
+      train_labels, config.data.num_labels, config.seed, config.model.get("num_classes")
     )
-    labels = semi_data.source_labels(source)[labelled]
+    labels = train_labels[labelled]
     logits = np.asarray(fns[params](evaluator.images))
     wrong = np.flatnonzero((evaluator.labels == t) & (np.argmax(logits, -1) == p))[: args.num]
     panels = [
