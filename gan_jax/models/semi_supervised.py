@@ -18,7 +18,7 @@ mode and are the identity in inference mode (the released code's `deterministic=
 for the test error).
 
 Every network takes `dtype`, the dtype of its activations (train.compute_dtype); parameters
-and batch-norm statistics are float32, weight normalisation's v / ‖v‖ is computed in float32
+and batch-norm statistics are float32, weight normalisation's 1 / ‖v‖ is computed in float32
 before the layer casts it, and the logits, the sown features and G's images, which enter
 losses, are float32. The Gaussian noise is drawn in float32 whatever the activations' dtype, so
 a bfloat16 run sees the same draws as a float32 one.
@@ -80,7 +80,7 @@ class WeightNorm(nn.Module):
     eps: added to ‖v‖² (1e-6 in the released code's conv layers, 0 in its MNIST D).
     use_bias: add b.
     dtype: the dtype of the computation and output (None: x's and v's promoted); v, g and b
-      are float32 parameters, v / ‖v‖ is computed in float32 and cast.
+      are float32 parameters, 1 / ‖v‖ is computed in float32 and cast.
   """
 
   features: int
@@ -105,18 +105,21 @@ class WeightNorm(nn.Module):
       shape = (*self.kernel_size, x.shape[-1], self.features)
     v = self.param("v", self.v_init, shape)
     axes = tuple(range(v.ndim - 1))
-    direction = v / jnp.sqrt(self.eps + jnp.sum(jnp.square(v), axis=axes, keepdims=True))
-    x, direction = nn.dtypes.promote_dtype(x, direction, dtype=self.dtype)
+    # x ∗ (v / ‖v‖) = (x ∗ v) / ‖v‖ per output unit: the product runs on v itself and its
+    # output is scaled. The same function as scaling v, cheaper to differentiate: no v-sized
+    # array v / ‖v‖ in the forward pass, and one v-sized reduction less in the backward pass
+    # (the :mnist iteration 62.7 -> 57.4 ms on a CPU core, docs/semi_supervised.md).
+    inv_norm = jax.lax.rsqrt(self.eps + jnp.sum(jnp.square(v), axis=axes))
+    x, v_c = nn.dtypes.promote_dtype(x, v, dtype=self.dtype)
     if self.kind == "dense":
-      t = x @ direction
+      t = x @ v_c
     elif self.kind == "conv":
       t = jax.lax.conv_general_dilated(
-        x, direction, self.strides, self.padding, dimension_numbers=_CONV_DIMS
+        x, v_c, self.strides, self.padding, dimension_numbers=_CONV_DIMS
       )
     else:
-      t = jax.lax.conv_transpose(
-        x, direction, self.strides, self.padding, dimension_numbers=_CONV_DIMS
-      )
+      t = jax.lax.conv_transpose(x, v_c, self.strides, self.padding, dimension_numbers=_CONV_DIMS)
+    t = t * inv_norm.astype(t.dtype)
 
     moments = None
     if data_init and self.data_dependent and self.is_initializing():
