@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> dict:
   state, step = evaluate.restore_state(args.workdir, config, spec, args.checkpoint)
   fns = sampling.evaluation_fns(evaluator.needs, spec, state, config.seed)
   params = evaluator.params
-  matrix = evaluator.confusion({params: fns[params]})[params]
+  # One pass of the classifier over the test set serves the counts and the picture.
+  logits = np.asarray(fns[params](evaluator.images))
+  matrix = evaluator.confusion({params: lambda images: logits})[params]
   errors = int(matrix.sum() - np.trace(matrix))
   confusions = largest_confusions(matrix, args.top)
   print(f"{args.workdir} step {step} ({params} parameters): {errors} of {matrix.sum()} wrong")
@@ -71,7 +73,6 @@ def main(argv: list[str] | None = None) -> dict:
       train_labels, config.data.num_labels, config.seed, config.model.get("num_classes")
     )
     labels = train_labels[labelled]
-    logits = np.asarray(fns[params](evaluator.images))
     wrong = np.flatnonzero((evaluator.labels == t) & (np.argmax(logits, -1) == p))[: args.num]
     panels = [
       images_lib.make_grid(source[labelled[labels == t]]["image"], columns=5),
