@@ -1,6 +1,8 @@
 r"""Test errors of the semi-supervised K+1 GAN runs next to Table 1 of Salimans et al. 2016.
 
   python experiments/semi_supervised_summary.py RUNS_DIR --out=docs/semi_supervised
+  python experiments/semi_supervised_summary.py runs/table1 --out=docs/semi_supervised/table1 \
+      --copy_runs --at_epochs=1,10,50,100,200,300,last
 
 Reads every run folder of RUNS_DIR (those of experiments/semi_supervised.sh, or any run of
 configs/semi_supervised.py: the dataset, labels, seed and loss come from its config.json, not its
@@ -15,9 +17,14 @@ name; unfinished runs are included and marked) and prints two Markdown tables:
 
 The counts are the last epoch's, never the lowest of a run: choosing the epoch by its test error
 would select on the test set (configs/semi_supervised.py keeps no best checkpoint for the same
-reason). With --out (default docs/semi_supervised; empty for none) the tables also go to
-OUT/table.md, and OUT/test_errors.png draws every run's count against the epoch on a log scale,
-EMA solid and current parameters dashed.
+reason). --at_epochs adds a third table: each run's counts (EMA and current parameters) at
+the end of the given epochs, "last" being its last evaluation.
+
+With --out (default docs/semi_supervised; empty for none) the tables also go to OUT/table.md,
+and OUT/test_errors.png draws every run's count against the epoch on a log scale, EMA solid and
+current parameters dashed. --copy_runs also copies each run's record (config.json,
+metrics.jsonl and the DONE marker of a finished run; no checkpoints) to OUT/runs/<run>, from
+which this script makes the same tables again: a run's record outlives its runs folder.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from typing import NamedTuple
 
@@ -185,6 +193,73 @@ def paper_table(runs: list[Run]) -> str:
   return "\n".join(lines)
 
 
+def epoch_table(runs: list[Run], epochs: list[int | str]) -> str:
+  """Each run's counts, EMA and current parameters, at the end of each of `epochs`.
+
+  Args:
+    runs: the runs, one pair of rows each.
+    epochs: epoch numbers (counted from 1), or "last" for a run's last evaluation; an epoch
+      a run has not finished, or did not evaluate at, is left blank.
+  """
+  head = [str(e) for e in epochs]
+  lines = [
+    "| run, parameters | " + " | ".join(head) + " |",
+    "|---|" + "---:|" * len(head),
+  ]
+  for run in runs:
+    for metric, which in ((EMA, "EMA"), (CURRENT, "current")):
+      curve = errors(run, metric)
+      if curve is None:
+        continue
+      # Evaluations are logged at steps; an epoch's end is a whole number of its iterations.
+      by_epoch = {round(float(e) * run.per_epoch): c for e, c in zip(*curve)}
+      cells = []
+      for epoch in epochs:
+        if epoch == "last":
+          cells.append(f"{curve[1][-1]:.0f} (epoch {curve[0][-1]:g})")
+        else:
+          count = by_epoch.get(int(epoch) * run.per_epoch)
+          cells.append("" if count is None else f"{count:.0f}")
+      lines.append(f"| {run.name}, {which} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def parse_epochs(text: str) -> list[int | str]:
+  """'1,10,last' -> [1, 10, 'last'] (--at_epochs)."""
+  epochs: list[int | str] = []
+  for item in filter(None, (t.strip() for t in text.split(","))):
+    if item == "last":
+      epochs.append(item)
+    elif item.isdigit() and int(item) > 0:
+      epochs.append(int(item))
+    else:
+      raise ValueError(f"--at_epochs: {item!r} is neither a positive epoch number nor 'last'")
+  return epochs
+
+
+# What --copy_runs keeps of a run: enough to make the tables and figure again.
+RECORD_FILES = ("config.json", "metrics.jsonl", "DONE")
+
+
+def copy_records(runs_dir: str, runs: list[Run], out: str) -> list[str]:
+  """Copies each run's RECORD_FILES from runs_dir to out/<run>; returns the folders written."""
+  written = []
+  for run in runs:
+    dest = os.path.join(out, run.name)
+    os.makedirs(dest, exist_ok=True)
+    for name in RECORD_FILES:
+      src, dst = os.path.join(runs_dir, run.name, name), os.path.join(dest, name)
+      if os.path.isfile(src):
+        # Copying a record folder onto itself (RUNS_DIR = OUT/runs) leaves it as it is.
+        if not (os.path.exists(dst) and os.path.samefile(src, dst)):
+          shutil.copyfile(src, dst)
+      elif os.path.isfile(dst):
+        # A DONE marker copied earlier from a run folder that no longer has one.
+        os.remove(dst)
+    written.append(dest)
+  return written
+
+
 def plot_errors(runs: list[Run], out: str) -> str:
   """Every run's test errors against the epoch (log scale), EMA solid, current dashed."""
   plt = plots.pyplot()
@@ -221,15 +296,36 @@ def main(argv=None) -> None:
   parser.add_argument(
     "--out", default="docs/semi_supervised", help="folder for table.md and the figure"
   )
+  parser.add_argument(
+    "--at_epochs",
+    default="",
+    help="comma-separated epochs (and 'last') for a table of each run's counts at them",
+  )
+  parser.add_argument(
+    "--copy_runs",
+    action="store_true",
+    help="also copy each run's config.json, metrics.jsonl and DONE marker to OUT/runs/<run>",
+  )
   args = parser.parse_args(argv)
+  try:
+    epochs = parse_epochs(args.at_epochs)
+  except ValueError as e:
+    parser.error(str(e))
+  if args.copy_runs and not args.out:
+    parser.error("--copy_runs needs --out")
   runs = read_runs(args.runs_dir)
   if not runs:
     sys.exit(f"no runs of configs/semi_supervised.py with metrics in {args.runs_dir}")
   text = f"{run_table(runs)}\n\n{paper_table(runs)}\n"
+  if epochs:
+    text += f"\n{epoch_table(runs, epochs)}\n"
   print(text)
   if not args.out:
     return
   os.makedirs(args.out, exist_ok=True)
+  if args.copy_runs:
+    for folder in copy_records(args.runs_dir, runs, os.path.join(args.out, "runs")):
+      print(folder)
   with open(os.path.join(args.out, "table.md"), "w", encoding="utf-8") as f:
     f.write(text)
   print(os.path.join(args.out, "table.md"))

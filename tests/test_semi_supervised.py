@@ -245,20 +245,101 @@ def test_smoke_run_logs_the_test_error(tmp_path):
   assert out.stat().st_size > 0
 
 
-def _errors_script():
-  """experiments/semi_supervised_errors.py as a module."""
+def _experiment(name):
+  """experiments/<name>.py as a module."""
   spec = importlib.util.spec_from_file_location(
-    "semi_supervised_errors", os.path.join(ROOT, "experiments", "semi_supervised_errors.py")
+    name, os.path.join(ROOT, "experiments", f"{name}.py")
   )
   script = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(script)
   return script
 
 
+def _errors_script():
+  return _experiment("semi_supervised_errors")
+
+
 def test_largest_confusions_are_off_diagonal_and_ordered():
   script = _errors_script()
   matrix = np.array([[50, 3, 0], [7, 40, 3], [0, 9, 60]])
   assert script.largest_confusions(matrix, 3) == [(9, 2, 1), (7, 1, 0), (3, 0, 1)]
+
+
+def _record(folder, *, seed, counts, labels=100, unsupervised_weight=1.0, done=False):
+  """A run folder of configs/semi_supervised.py's shape: MNIST, 600 iterations per epoch,
+  300 epochs; `counts` are (EMA, current) test errors of 10,000 at the ends of epochs 1, 2, ...
+  """
+  folder.mkdir(parents=True)
+  config = {
+    "game": "semi_supervised",
+    "seed": seed,
+    "data": {"name": "mnist", "num_labels": labels},
+    "semi": {"unsupervised_weight": unsupervised_weight},
+    "train": {"batch_size": 100, "steps": 180_000},
+  }
+  (folder / "config.json").write_text(json.dumps(config))
+  lines = [json.dumps({"step": 600 * e, "d/loss": 0.5, "perf/steps_per_sec": 12.0}) for e in (1, 2)]
+  for epoch, (ema, current) in enumerate(counts, 1):
+    record = {
+      "step": 600 * epoch,
+      "eval/test_error_ema": ema / 1e4,
+      "eval/test_error_current": current / 1e4,
+      "eval/test_examples": 1e4,
+    }
+    lines.append(json.dumps(record))
+  (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+  if done:
+    (folder / "DONE").touch()
+
+
+def test_summary_tables_and_copied_records(tmp_path):
+  script = _experiment("semi_supervised_summary")
+  runs_dir = tmp_path / "runs"
+  _record(runs_dir / "a", seed=0, counts=[(900, 300), (120, 110), (90, 95)], done=True)
+  _record(runs_dir / "b", seed=1, counts=[(800, 200), (100, 130)])
+  _record(runs_dir / "sup", seed=0, counts=[(2500, 2400)], unsupervised_weight=0.0)
+  (runs_dir / "not_a_run").mkdir()
+  runs = script.read_runs(str(runs_dir))
+  assert [r.name for r in runs] == ["a", "b", "sup"]
+  assert [r.done for r in runs] == [True, False, False]
+  rows = script.run_table(runs).splitlines()
+  # 600 iterations per epoch at 12 iterations/s: 50 s per epoch.
+  assert rows[2] == ("| a | mnist | 100 | 0 | semi-supervised | 3 / 300 | 90 | 95 | 50.0 | done |")
+  assert rows[3].startswith("| b | mnist | 100 | 1 | semi-supervised | 2 / 300 | 100 | 130 |")
+  paper = script.paper_table(runs).splitlines()
+  # Each run's last count: EMA 90 and 100 (mean 95, sample std 7.07), current 95 and 130.
+  row = next(r for r in paper if r.startswith("| mnist | 100 | semi-supervised"))
+  assert "| 93 ± 6.5 | 95.0 ± 7.1 (n = 2) | 112.5 ± 24.7 (n = 2) | 0, 1 | 3, 2 |" in row
+  assert any(r.startswith("| mnist | 20 | semi-supervised | 1677 ± 452 | – |") for r in paper)
+  assert "| mnist | 100 | supervised only | – | 2500 (n = 1) | 2400 (n = 1) | 0 | 1 |" in paper
+  table = script.epoch_table(runs, script.parse_epochs("1,3,last")).splitlines()
+  assert table[0] == "| run, parameters | 1 | 3 | last |"
+  assert table[2:6] == [
+    "| a, EMA | 900 | 90 | 90 (epoch 3) |",
+    "| a, current | 300 | 95 | 95 (epoch 3) |",
+    "| b, EMA | 800 |  | 100 (epoch 2) |",
+    "| b, current | 200 |  | 130 (epoch 2) |",
+  ]
+  for bad in ("0", "x", "1.5"):
+    with pytest.raises(ValueError, match="--at_epochs"):
+      script.parse_epochs(bad)
+  # The copied records give the same tables; a DONE marker follows its run folder's.
+  out = tmp_path / "docs"
+  script.main([str(runs_dir), f"--out={out}", "--copy_runs", "--at_epochs=1,last"])
+  assert sorted(p.name for p in (out / "runs").iterdir()) == ["a", "b", "sup"]
+  assert (out / "runs" / "a" / "DONE").exists() and not (out / "runs" / "b" / "DONE").exists()
+  assert not (out / "runs" / "not_a_run").exists()
+  copied = script.read_runs(str(out / "runs"))
+  assert script.run_table(copied) == script.run_table(runs)
+  assert script.epoch_table(runs, [1, "last"]) in (out / "table.md").read_text()
+  assert (out / "test_errors.png").stat().st_size > 0
+  (runs_dir / "a" / "DONE").unlink()
+  script.main([str(runs_dir), f"--out={out}", "--copy_runs"])
+  assert not (out / "runs" / "a" / "DONE").exists()
+  # Copying the records onto themselves changes nothing.
+  before = (out / "runs" / "b" / "metrics.jsonl").read_bytes()
+  script.main([str(out / "runs"), f"--out={out}", "--copy_runs"])
+  assert (out / "runs" / "b" / "metrics.jsonl").read_bytes() == before
 
 
 def _compile_fast(jitted, *args):
