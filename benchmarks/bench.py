@@ -58,7 +58,7 @@ from absl import app, flags, logging
 from gan_jax import configs
 from gan_jax import spec as spec_lib
 from gan_jax import train as train_lib
-from gan_jax.core import parallel
+from gan_jax.core import parallel, xla_cpu
 
 OBJECTIVES = ("minimax", "non_saturating", "lsgan", "wgan", "wgan_gp", "began")
 # The config (`gan_jax.configs`, configs/<name>.py) of each objective.
@@ -116,6 +116,13 @@ flags.DEFINE_list(
   ["float32"],
   "Activation dtypes (train.compute_dtype): float32 and/or bfloat16. The peer's bfloat16 rows "
   "use torch.autocast.",
+)
+flags.DEFINE_enum(
+  "cpu_convolutions",
+  None,
+  list(xla_cpu.CONVOLUTION_KERNELS),
+  "train.cpu_convolutions of the gan_jax rows (default: the configs', "
+  f"{xla_cpu.DEFAULT_CONVOLUTION_KERNELS}); benchmarks/cpu_convolutions.py compares the two.",
 )
 flags.DEFINE_string("out", None, "Also write the JSON document to this file.")
 
@@ -550,6 +557,8 @@ def benchmark() -> dict[str, Any]:
     cfg = make_config(
       objective, batch_size, FLAGS.width, FLAGS.image_size, FLAGS.channels, stabilisers, dtype
     )
+    if FLAGS.cpu_convolutions:
+      cfg.train.cpu_convolutions = FLAGS.cpu_convolutions
     key = (objective, batch_size, dtype)
     row, meta, timer = time_row(cfg, objective, stabilisers, modes, plain_timers.get(key))
     if stabilisers == "none":
@@ -598,6 +607,7 @@ def benchmark() -> dict[str, Any]:
       "ratio_basis": "ms_per_iter_median (peer / jax; > 1 means gan_jax faster)",
       "timing": "gan_jax and each peer mode alternate windows within a row",
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "cpu_convolutions": FLAGS.cpu_convolutions or xla_cpu.DEFAULT_CONVOLUTION_KERNELS,
       "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
     },
     "peer": peer_meta,

@@ -76,6 +76,12 @@ class BenchSmokeTest(unittest.TestCase):
     )
     self.assertEqual(len(report["machine_peak"]["measurements"]), 2)
     self.assertGreater(report["machine_peak"]["gflops"], jax_row["gflops_per_s"])
+    self.assertEqual(report["settings"]["cpu_convolutions"], "eigen")
+
+  def test_cpu_convolutions_flag(self):
+    report = self._run("--objectives=non_saturating", "--peer=none", "--cpu_convolutions=ynnpack")
+    self.assertEqual(report["settings"]["cpu_convolutions"], "ynnpack")
+    self.assertTrue(report["rows"][0]["jax"]["metrics_finite"])
 
   def test_stabilised_row_is_compared_with_the_plain_one(self):
     report = self._run("--objectives=non_saturating", "--peer=none", "--stabilisers=advas,none")
@@ -215,6 +221,46 @@ class ConvChunksSmokeTest(unittest.TestCase):
     self.assertEqual((row["objective"], row["batch_size"]), ("non_saturating", 8))
     self.assertGreater(row["whole"]["ms_per_iter"], 0)
     self.assertGreater(row["chunked"]["ms_per_iter"], 0)
+
+
+class CpuConvolutionsSmokeTest(unittest.TestCase):
+  def test_both_kernels_side_by_side(self):
+    with tempfile.TemporaryDirectory() as tmp:
+      out = os.path.join(tmp, "conv.json")
+      proc = subprocess.run(
+        [
+          sys.executable,
+          os.path.join(_HERE, "cpu_convolutions.py"),
+          "--layer_batch_sizes=4",
+          "--rows=non_saturating:8",
+          "--layer_iters=1",
+          "--layer_windows=2",
+          "--row_iters=1",
+          "--row_windows=2",
+          f"--out={out}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env={**os.environ, "XLA_FLAGS": "--xla_backend_optimization_level=0"},
+      )
+      self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+      with open(out, encoding="utf-8") as f:
+        report = json.load(f)
+    self.assertEqual(len(report["layers"]), 4)
+    for row in report["layers"]:
+      for op in ("forward", "kernel_grad", "input_grad"):
+        ynn, eigen = row[op]["ynnpack"], row[op]["eigen"]
+        self.assertEqual(len(eigen["window_ms"]), 2)
+        self.assertAlmostEqual(
+          row[op]["ynnpack_over_eigen"], ynn["ms_per_iter_median"] / eigen["ms_per_iter_median"]
+        )
+        self.assertEqual(len(row[op]["pairs"]), 2)
+    (row,) = report["rows"]
+    self.assertEqual((row["objective"], row["batch_size"]), ("non_saturating", 8))
+    self.assertGreater(row["eigen"]["ms_per_iter"], 0)
+    self.assertGreater(row["ynnpack"]["ms_per_iter"], 0)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from gan_jax import (
   stabilisers,  # noqa: F401  (registers the stabilisers)
 )
 from gan_jax.builder import GAMES, SpecBuilder, Summary, apply_stabilisers
-from gan_jax.core import parallel
+from gan_jax.core import parallel, xla_cpu
 from gan_jax.core.phases import Controller, Network, Phase
 from gan_jax.core.registry import ConfigError, check_choice, read_section
 from gan_jax.games.base import Game
@@ -54,6 +54,8 @@ class RunSpec:
     init_examples: real examples handed to the game's initialisation (None: batch_size).
     compute_dtype: the dtype of the networks' activations (train.compute_dtype); the
       networks were built with it as their `dtype`.
+    cpu_convolutions: the kernels that run the convolutions on CPU (train.cpu_convolutions,
+      `gan_jax.core.xla_cpu`).
   """
 
   game: Game
@@ -69,6 +71,7 @@ class RunSpec:
   rebuild_at: int | None = None
   init_examples: int | None = None
   compute_dtype: jnp.dtype = COMPUTE_DTYPES[DEFAULT_COMPUTE_DTYPE]
+  cpu_convolutions: str = xla_cpu.DEFAULT_CONVOLUTION_KERNELS
 
   @property
   def batches_per_iteration(self) -> int:
@@ -118,6 +121,7 @@ def build_spec(
     rebuild_at=builder.rebuild_at,
     init_examples=builder.init_examples,
     compute_dtype=dtype,
+    cpu_convolutions=cpu_convolutions(config),
   )
   validate(spec)
   return spec
@@ -132,6 +136,17 @@ def compute_dtype(config: ml_collections.ConfigDict) -> jnp.dtype:
   """
   name = read_section(config, "train").get("compute_dtype", DEFAULT_COMPUTE_DTYPE)
   return COMPUTE_DTYPES[check_choice(name, tuple(COMPUTE_DTYPES), "train.compute_dtype")]
+
+
+def cpu_convolutions(config: ml_collections.ConfigDict) -> str:
+  """The CPU convolution kernels that train.cpu_convolutions names (the default when the field
+  is absent, as in the config.json of runs recorded before it existed).
+
+  Raises:
+    ConfigError: the name is not one of `xla_cpu.CONVOLUTION_KERNELS`.
+  """
+  name = read_section(config, "train").get("cpu_convolutions", xla_cpu.DEFAULT_CONVOLUTION_KERNELS)
+  return check_choice(name, xla_cpu.CONVOLUTION_KERNELS, "train.cpu_convolutions")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,7 +245,7 @@ OTHER_FIELDS = {
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Checks the numeric fields of the train and optim sections, the model's common ones,
-  eval.every, the seed and train.compute_dtype.
+  eval.every, the seed, train.compute_dtype and train.cpu_convolutions.
 
   Raises:
     ConfigError: a value is out of range or of the wrong type; the message names the field
@@ -261,6 +276,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     if holder is not None and name in holder:
       check(path, holder[name], valid)
   compute_dtype(config)
+  cpu_convolutions(config)
 
 
 def validate(spec: RunSpec) -> None:

@@ -50,7 +50,7 @@ from gan_jax import evaluation, sampling
 from gan_jax import images as images_lib
 from gan_jax import spec as spec_lib
 from gan_jax import writers as writers_lib
-from gan_jax.core import parallel
+from gan_jax.core import parallel, xla_cpu
 from gan_jax.core.step import train_iteration
 from gan_jax.core.train_state import TrainState, create_train_state
 from gan_jax.images import images_to_float
@@ -198,13 +198,17 @@ def write_config(workdir: str, config_dict: Mapping[str, Any], step: int) -> Non
 
 
 def compile_train_iteration(spec: spec_lib.RunSpec):
-  """The jitted iteration on spec.mesh: state replicated and donated, batch split on B."""
+  """The jitted iteration on spec.mesh: state replicated and donated, batch split on B; on CPU
+  its convolutions run on the kernels of spec.cpu_convolutions (`gan_jax.core.xla_cpu`)."""
   replicated = parallel.replicated(spec.mesh)
   return jax.jit(
     functools.partial(train_iteration, spec=spec),
     in_shardings=(replicated, parallel.batch_sharding(spec.mesh, batch_dim=1)),
     out_shardings=(replicated, replicated),
     donate_argnums=(0,),
+    compiler_options=xla_cpu.compiler_options(
+      spec.mesh.devices.flat[0].platform, spec.cpu_convolutions
+    ),
   )
 
 

@@ -123,6 +123,7 @@ def _set(config, path, value):
     ("train.ema_decay", 1.0, ["train.ema_decay", "a number in [0, 1)"]),
     ("train.ema_decay", -0.5, ["train.ema_decay", "a number in [0, 1)"]),
     ("train.compute_dtype", "float8", ["train.compute_dtype", "valid: 'float32', 'bfloat16'"]),
+    ("train.cpu_convolutions", "onednn", ["train.cpu_convolutions", "valid: 'eigen', 'ynnpack'"]),
     ("seed", -1, ["config field seed", "an int >= 0"]),
     ("eval.every", -1, ["eval.every", "an int >= 0"]),
     ("optim.generator.learning_rate", -1e-4, ["optim.generator.learning_rate", "a number >= 0"]),

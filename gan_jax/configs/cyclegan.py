@@ -179,6 +179,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.ema_decay = 0.0  # No parameter EMA (the reference keeps none).
   config.train.devices = 0  # Devices to run data-parallel on (0 = all).
   config.train.compute_dtype = "float32"  # Activations: float32 or bfloat16 (docs/precision.md).
+  config.train.cpu_convolutions = "eigen"  # Convolutions on CPU: eigen or ynnpack (xla_cpu.py).
   config.train.log_every = 100  # Steps between metric logs.
   config.train.sample_every = per_epoch or 1000  # Steps between sample grids (TFDS: 1 epoch).
   config.train.num_samples = 16  # Images of each domain in a sample grid.

@@ -62,6 +62,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.ema_decay = 0.0  # Decay of an EMA of G's weights (0 = no EMA).
   config.train.devices = 0  # Devices to run data-parallel on (0 = all).
   config.train.compute_dtype = "float32"  # Activations: float32 or bfloat16 (docs/precision.md).
+  config.train.cpu_convolutions = "eigen"  # Convolutions on CPU: eigen or ynnpack (xla_cpu.py).
   # Periods in steps; 0 = only at the last step (as each also acts at the last step).
   config.train.log_every = 100  # Steps between metric logs.
   config.train.sample_every = 500  # Steps between sample grids (PNG + TensorBoard).

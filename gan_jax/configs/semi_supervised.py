@@ -107,6 +107,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.ema_decay = 0.9999  # EMA of D's weights (the released code's rate 1e-4).
   config.train.devices = 0  # Devices to run data-parallel on (0 = all).
   config.train.compute_dtype = "float32"  # Activations: float32 or bfloat16 (docs/precision.md).
+  config.train.cpu_convolutions = "eigen"  # Convolutions on CPU: eigen or ynnpack (xla_cpu.py).
   config.train.log_every = per_epoch  # Steps between metric logs (one epoch).
   config.train.sample_every = 10 * per_epoch  # Steps between sample grids.
   config.train.num_samples = 100  # Images in a sample grid.

@@ -40,7 +40,10 @@ kernel gradient summed over the chunks and the input gradient stacked; the forwa
 which gained nothing measurable, runs whole. Under a data-parallel mesh the batch is split into
 contiguous blocks per device first and each block into chunks, so a chunk never needs another
 device's examples. Chunking changes only the order of a sum (the kernel gradient's), and is not
-done at all on other platforms. A stride-1 kernel gradient's chunk is put into the layout its
+done at all on other platforms. (These timings are YNNPACK's, XLA:CPU's default convolution
+kernels; the training iteration now runs its convolutions on XLA's Eigen kernels,
+train.cpu_convolutions in `gan_jax.core.xla_cpu`, with which this budget was measured again
+and kept, docs/benchmarks.md.) A stride-1 kernel gradient's chunk is put into the layout its
 convolution needs (batch innermost) by a product with the identity rather than by XLA's
 transposes, which took about a quarter of the lens iteration's operation time.
 
