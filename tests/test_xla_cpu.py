@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from gan_jax import train
-from gan_jax.core import xla_cpu
+from gan_jax.core import parallel, xla_cpu
 from gan_jax.core.registry import ConfigError
+from gan_jax.metrics import features
 from tests.utils import iterate, random_batch, smoke_spec
 
 EIGEN = xla_cpu.compiler_options("cpu", "eigen")
@@ -94,3 +95,40 @@ def test_iterations_agree_with_either_kernels():
     np.testing.assert_allclose(
       leaf, reference[path], rtol=2e-4, atol=2e-6, err_msg=jax.tree_util.keystr(path)
     )
+
+
+def test_feature_extractors_compile_their_convolutions_alike():
+  """A feature extractor's network: Eigen by default, YNNPACK on request, the same features."""
+  kernel = jax.random.normal(jax.random.PRNGKey(0), (3, 3, 3, 32)) * 0.1
+
+  def net(params, images):
+    x = images.astype(jnp.float32) / 255.0
+    return {
+      "out": jax.lax.conv_general_dilated(
+        x, params, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+      )
+    }
+
+  images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+  out = {}
+  for kernels in ("eigen", "ynnpack"):
+    extractor = features.FeatureExtractor(
+      "toy",
+      "toy",
+      net,
+      kernel,
+      {"out": "features"},
+      batch_size=16,
+      mesh=parallel.make_mesh(1),
+      cpu_convolutions=kernels,
+    )
+    text = extractor._fn.lower(extractor._params, images).compile().as_text()
+    assert ("convolution" in _ynn_fused(text)) == (kernels == "ynnpack"), kernels
+    out[kernels] = extractor(images)["features"]
+  np.testing.assert_allclose(out["eigen"], out["ynnpack"], rtol=1e-5, atol=1e-5)
+  default = features.FeatureExtractor(
+    "toy", "toy", net, kernel, {"out": "features"}, batch_size=16, mesh=parallel.make_mesh(1)
+  )
+  assert "convolution" not in _ynn_fused(
+    default._fn.lower(default._params, images).compile().as_text()
+  )
