@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from gan_jax.core.registry import check_choice
+from gan_jax.core.registry import ConfigError
 
 CONVOLUTION_KERNELS = ("eigen", "ynnpack")
 DEFAULT_CONVOLUTION_KERNELS = "eigen"
@@ -35,12 +35,15 @@ DEFAULT_CONVOLUTION_KERNELS = "eigen"
 _YNN_FUSIONS_WITHOUT_CONVOLUTION = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
 
 
-def compiler_options(platform: str, convolutions: str) -> dict[str, Any] | None:
+def compiler_options(
+  platform: str, convolutions: str, field: str = "config field train.cpu_convolutions"
+) -> dict[str, Any] | None:
   """The XLA compile options for `platform` with convolution kernels `convolutions`.
 
   Args:
     platform: the devices' platform ("cpu", "gpu", "tpu").
     convolutions: one of `CONVOLUTION_KERNELS` (train.cpu_convolutions).
+    field: what an invalid `convolutions` is reported as.
 
   Returns:
     Options for `jax.jit(..., compiler_options=...)`, or None (XLA's defaults).
@@ -48,7 +51,9 @@ def compiler_options(platform: str, convolutions: str) -> dict[str, Any] | None:
   Raises:
     ConfigError: `convolutions` is not one of `CONVOLUTION_KERNELS`.
   """
-  check_choice(convolutions, CONVOLUTION_KERNELS, "train.cpu_convolutions")
+  if convolutions not in CONVOLUTION_KERNELS:
+    valid = ", ".join(map(repr, CONVOLUTION_KERNELS))
+    raise ConfigError(f"invalid value {convolutions!r} for {field}; valid: {valid}")
   if platform != "cpu" or convolutions == "ynnpack" or not _option_known():
     return None
   return dict(_EIGEN)

@@ -150,7 +150,9 @@ def train_classifier(
   tx = optax.adam(schedule)
   opt_state = tx.init(params)
 
-  options = xla_cpu.compiler_options(jax.default_backend(), cpu_convolutions)
+  options = xla_cpu.compiler_options(
+    jax.default_backend(), cpu_convolutions, "train_classifier(cpu_convolutions=...)"
+  )
 
   @functools.partial(jax.jit, compiler_options=options)
   def step(params, opt_state, x, y, key):

@@ -53,7 +53,9 @@ def _jitted(
     out_shardings=batch,
     # On CPU, Inception-v3's features of 50 images took 4.0 s with the convolutions on XLA's
     # Eigen kernels and 8.4 s on YNNPACK, XLA:CPU's default (docs/evaluation.md).
-    compiler_options=xla_cpu.compiler_options(mesh.devices.flat[0].platform, cpu_convolutions),
+    compiler_options=xla_cpu.compiler_options(
+      mesh.devices.flat[0].platform, cpu_convolutions, "FeatureExtractor(cpu_convolutions=...)"
+    ),
   )
 
 
