@@ -10,6 +10,9 @@ side, in alternating windows (`bench.alternate`, 1-minute load recorded per wind
   twice in this process: once with chunking off (`_CHUNK_ELEMENTS` larger than any batch) and
   once as the library runs.
 
+Both sides compile their convolutions on the kernels of `--cpu_convolutions` (eigen or
+ynnpack; default the library's, eigen; `gan_jax/core/xla_cpu.py`).
+
   python benchmarks/conv_chunks.py --layer_batch_sizes=64,256,1024 \
       --rows=non_saturating:256,non_saturating+lens:64 --out=/tmp/conv_chunks.json
 
@@ -32,6 +35,7 @@ import bench  # noqa: E402  (benchmarks/bench.py)
 import jax  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from gan_jax.core import xla_cpu  # noqa: E402
 from gan_jax.models import conv  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -60,11 +64,18 @@ LAYERS = (
 _OFF = sys.maxsize  # a chunk budget no batch reaches: chunking off
 
 
+def _kernels() -> str:
+  """The convolution kernels of both sides: --cpu_convolutions (bench.py's flag) or the
+  library's default."""
+  return FLAGS.cpu_convolutions or xla_cpu.DEFAULT_CONVOLUTION_KERNELS
+
+
 class _Calls:
   """A compiled function of fixed arguments, timed window by window like bench.JaxTimer."""
 
   def __init__(self, fn, args):
-    self.fn = jax.jit(fn).lower(*args).compile()
+    options = xla_cpu.compiler_options(jax.devices()[0].platform, _kernels())
+    self.fn = jax.jit(fn, compiler_options=options).lower(*args).compile()
     self.args = args
     jax.block_until_ready(self.fn(*args))
 
@@ -145,6 +156,7 @@ def iteration_rows() -> list[dict[str, Any]]:
     what, batch = spec.split(":")
     objective, _, stabiliser = what.partition("+")
     cfg = bench.make_config(objective, int(batch), 64, 32, 3, stabiliser or "none")
+    cfg.train.cpu_convolutions = _kernels()
     row = {"objective": objective, "stabilisers": stabiliser or "none", "batch_size": int(batch)}
     row.update(
       _compare(
@@ -170,6 +182,7 @@ def main(argv):
     "device": bench.device_info(),
     "versions": bench.versions(),
     "chunk_elements": conv._CHUNK_ELEMENTS,
+    "cpu_convolutions": _kernels(),
     "load_average_before": bench.load_average(),
     "layers": layer_rows() if FLAGS.layers else [],
     "rows": iteration_rows(),
