@@ -204,6 +204,35 @@ def peer_settings(objective: str, cfg) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- gan_jax
 
 
+# Single convolution layers timed by conv_chunks.py and cpu_convolutions.py: (name, input
+# channels, output channels, image size, kernel, stride); DCGAN's D at 32x32x3, C = 64, and the
+# lens's 3x3 layer.
+CONV_LAYERS = (
+  ("dcgan_d1 3->64", 3, 64, 32, 4, 2),
+  ("dcgan_d2 64->128", 64, 128, 16, 4, 2),
+  ("dcgan_d3 128->256", 128, 256, 8, 4, 2),
+  ("lens 32->32", 32, 32, 32, 3, 1),
+)
+
+
+class CompiledCalls:
+  """A compiled function of fixed arguments, its convolutions on `kernels` on CPU
+  (train.cpu_convolutions), timed window by window like JaxTimer."""
+
+  def __init__(self, fn, args, kernels: str):
+    options = xla_cpu.compiler_options(jax.devices()[0].platform, kernels)
+    self.fn = jax.jit(fn, compiler_options=options).lower(*args).compile()
+    self.args = args
+    jax.block_until_ready(self.fn(*args))
+
+  def window(self, iters: int) -> tuple[float, float]:
+    start, start_cpu = time.perf_counter(), time.process_time()
+    for _ in range(iters):
+      out = self.fn(*self.args)
+    jax.block_until_ready(out)
+    return time.perf_counter() - start, time.process_time() - start_cpu
+
+
 def split_iterations(iters: int, windows: int) -> list[int]:
   """`iters` timed iterations as `windows` near-equal windows (at least one iteration each)."""
   windows = max(1, min(windows, iters))

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Any
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,13 +53,6 @@ flags.DEFINE_integer(
   "chunk_elements", 0, "Chunk budget of the chunked side, in elements (0: the library's)."
 )
 
-# (name, input channels, output channels, image size, kernel, stride)
-LAYERS = (
-  ("dcgan_d1 3->64", 3, 64, 32, 4, 2),
-  ("dcgan_d2 64->128", 64, 128, 16, 4, 2),
-  ("dcgan_d3 128->256", 128, 256, 8, 4, 2),
-  ("lens 32->32", 32, 32, 32, 3, 1),
-)
 _OFF = sys.maxsize  # a chunk budget no batch reaches: chunking off
 
 
@@ -68,23 +60,6 @@ def _kernels() -> str:
   """The convolution kernels of both sides: --cpu_convolutions (bench.py's flag) or the
   library's default."""
   return FLAGS.cpu_convolutions or xla_cpu.DEFAULT_CONVOLUTION_KERNELS
-
-
-class _Calls:
-  """A compiled function of fixed arguments, timed window by window like bench.JaxTimer."""
-
-  def __init__(self, fn, args):
-    options = xla_cpu.compiler_options(jax.devices()[0].platform, _kernels())
-    self.fn = jax.jit(fn, compiler_options=options).lower(*args).compile()
-    self.args = args
-    jax.block_until_ready(self.fn(*args))
-
-  def window(self, iters: int) -> tuple[float, float]:
-    start, start_cpu = time.perf_counter(), time.process_time()
-    for _ in range(iters):
-      out = self.fn(*self.args)
-    jax.block_until_ready(out)
-    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def _with_budget(budget: int, build):
@@ -110,7 +85,7 @@ def _compare(build, iters: int, windows: int) -> dict[str, Any]:
 def layer_rows() -> list[dict[str, Any]]:
   rows = []
   for batch in map(int, FLAGS.layer_batch_sizes):
-    for name, cin, cout, size, kernel, stride in LAYERS:
+    for name, cin, cout, size, kernel, stride in bench.CONV_LAYERS:
       keys = jax.random.split(jax.random.PRNGKey(0), 3)
       out_size = -(-size // stride)
       x = jax.random.normal(keys[0], (batch, size, size, cin))
@@ -125,15 +100,15 @@ def layer_rows() -> list[dict[str, Any]]:
         "gflop_per_call": 2 * batch * out_size**2 * cin * cout * kernel**2 / 1e9,
       }
       row["kernel_grad"] = _compare(
-        lambda x=x, g=g, shape=k.shape, s=strides: _Calls(
-          lambda a, b: conv.conv_kernel_grad(a, b, shape, s), (x, g)
+        lambda x=x, g=g, shape=k.shape, s=strides: bench.CompiledCalls(
+          lambda a, b: conv.conv_kernel_grad(a, b, shape, s), (x, g), _kernels()
         ),
         FLAGS.layer_iters,
         FLAGS.layer_windows,
       )
       row["input_grad"] = _compare(
-        lambda g=g, k=k, shape=x.shape, s=strides: _Calls(
-          lambda a, b: conv.conv_input_grad(a, b, shape, s), (g, k)
+        lambda g=g, k=k, shape=x.shape, s=strides: bench.CompiledCalls(
+          lambda a, b: conv.conv_input_grad(a, b, shape, s), (g, k), _kernels()
         ),
         FLAGS.layer_iters,
         FLAGS.layer_windows,

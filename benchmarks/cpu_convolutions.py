@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import time
 from typing import Any
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,7 +35,6 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from gan_jax.core import xla_cpu  # noqa: E402
 from gan_jax.models import conv  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -52,31 +50,7 @@ flags.DEFINE_integer("layer_windows", 4, "Windows per layer and side.")
 flags.DEFINE_integer("row_iters", 3, "Iterations per row window.")
 flags.DEFINE_integer("row_windows", 6, "Windows per row and side.")
 
-# (name, input channels, output channels, image size, kernel, stride)
-LAYERS = (
-  ("dcgan_d1 3->64", 3, 64, 32, 4, 2),
-  ("dcgan_d2 64->128", 64, 128, 16, 4, 2),
-  ("dcgan_d3 128->256", 128, 256, 8, 4, 2),
-  ("lens 32->32", 32, 32, 32, 3, 1),
-)
 SIDES = ("ynnpack", "eigen")
-
-
-class _Calls:
-  """A compiled function of fixed arguments, timed window by window like bench.JaxTimer."""
-
-  def __init__(self, fn, args, kernels: str):
-    options = xla_cpu.compiler_options(jax.devices()[0].platform, kernels)
-    self.fn = jax.jit(fn, compiler_options=options).lower(*args).compile()
-    self.args = args
-    jax.block_until_ready(self.fn(*args))
-
-  def window(self, iters: int) -> tuple[float, float]:
-    start, start_cpu = time.perf_counter(), time.process_time()
-    for _ in range(iters):
-      out = self.fn(*self.args)
-    jax.block_until_ready(out)
-    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def _compare(build, iters: int, windows: int) -> dict[str, Any]:
@@ -97,7 +71,7 @@ def _compare(build, iters: int, windows: int) -> dict[str, Any]:
 def layer_rows() -> list[dict[str, Any]]:
   rows = []
   for batch in map(int, FLAGS.layer_batch_sizes):
-    for name, cin, cout, size, kernel, stride in LAYERS:
+    for name, cin, cout, size, kernel, stride in bench.CONV_LAYERS:
       keys = jax.random.split(jax.random.PRNGKey(0), 3)
       out_size = -(-size // stride)
       x = jax.random.normal(keys[0], (batch, size, size, cin))
@@ -122,7 +96,7 @@ def layer_rows() -> list[dict[str, Any]]:
       }
       for op, (fn, args) in ops.items():
         row[op] = _compare(
-          lambda kernels, fn=fn, args=args: _Calls(fn, args, kernels),
+          lambda kernels, fn=fn, args=args: bench.CompiledCalls(fn, args, kernels),
           FLAGS.layer_iters,
           FLAGS.layer_windows,
         )
