@@ -260,6 +260,31 @@ def test_advas_does_not_touch_d_batch_statistics():
   assert float(metrics["g/advas"]) > 0 and float(metrics["g/balance_weight"]) > 0
 
 
+def _iteration_flops(name, **overrides):
+  """XLA's FLOPs of one compiled training iteration of smoke config `name`."""
+  spec, _ = smoke_spec(name, **overrides)
+  state = train.init_state(spec, 0)
+  step = jax.jit(functools.partial(step_lib.train_iteration, spec=spec))
+  analysis = step.lower(state, random_batch(spec)).compile().cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0]
+  return float(analysis["flops"])
+
+
+@pytest.mark.parametrize("name", ["dcgan", "wgan_gp"])
+def test_adaptive_advas_adds_one_backward_pass_through_g(name):
+  """The adaptive λ needs ∇θ L_gen and ∇θ r apart: beyond the fixed-λ iteration that costs one
+  more backward pass through G, not a second backward pass of both sums. Extra FLOPs over
+  the fixed-λ iteration, as a share of the fixed-λ penalty's own: 0.27 (dcgan) and 0.23
+  (wgan_gp) with one backward pass per sum, 0.86 and 0.51 with one vjp transposed with the
+  cotangents (1, 0) and (0, 1)."""
+  plain = _iteration_flops(name)
+  fixed = _iteration_flops(name, stabilisers="advas", advas__adaptive=False)
+  adaptive = _iteration_flops(name, stabilisers="advas")
+  assert fixed > plain
+  assert 0 < adaptive - fixed < 0.4 * (fixed - plain)
+
+
 def test_fixed_advas_weight():
   spec, _ = smoke_spec("dcgan", stabilisers="advas", advas__adaptive=False, advas__weight=0.25)
   assert spec.phases[1].terms[-1].weight == 0.25
