@@ -41,6 +41,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from gan_jax.core import random as random_lib
+
 _CONV_DIMS = ("NHWC", "HWIO", "NHWC")
 
 
@@ -50,7 +52,7 @@ def gaussian_noise(module: nn.Module, x: jax.Array, sigma: float, train: bool) -
   stream and coarser)."""
   if not train or sigma == 0:
     return x
-  noise = jax.random.normal(module.make_rng("noise"), x.shape, jnp.float32)
+  noise = jax.random.normal(random_lib.unrolled(module.make_rng("noise")), x.shape, jnp.float32)
   return (x + sigma * noise).astype(x.dtype)
 
 
@@ -58,7 +60,7 @@ def dropout(module: nn.Module, x: jax.Array, rate: float, train: bool) -> jax.Ar
   """Inverted dropout (Lasagne's DropoutLayer, rescale=True) in training mode, else x."""
   if not train or rate == 0:
     return x
-  keep = jax.random.bernoulli(module.make_rng("noise"), 1.0 - rate, x.shape)
+  keep = jax.random.bernoulli(random_lib.unrolled(module.make_rng("noise")), 1.0 - rate, x.shape)
   return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
