@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gan_jax.core import parallel
 from gan_jax.core import random as random_lib
 
 SHAPES = [(), (1,), (7,), (100, 7), (3, 4, 5)]
@@ -83,3 +84,15 @@ def test_other_keys_are_returned_unchanged():
   with jax.threefry_partitionable(False):
     assert random_lib.unrolled(key) is key
   assert jax.random.key_impl(random_lib.unrolled(key)) == random_lib.UNROLLED_THREEFRY
+
+
+def test_a_sharded_draw_equals_the_unsharded_one():
+  mesh = parallel.make_mesh(4)
+  key = jax.random.PRNGKey(2)
+  draw = jax.jit(
+    lambda k: jax.random.normal(random_lib.unrolled(k), (8, 6)),
+    out_shardings=parallel.batch_sharding(mesh),
+  )
+  got = draw(key)
+  assert len(got.sharding.device_set) == 4
+  np.testing.assert_array_equal(got, jax.random.normal(key, (8, 6)))

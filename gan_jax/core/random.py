@@ -48,8 +48,8 @@ def sample_noise(key: jax.Array, shape: tuple[int, ...], dist: str) -> jax.Array
 # computed by the unrolled hash below: the same function of the same counters, so every draw is
 # bit for bit what jax.random gives for the original key (tests/test_random.py), and runs
 # resume and reproduce across the change. It follows JAX's "partitionable" Threefry
-# (jax_threefry_partitionable, the default since JAX 0.5): the hash of each element's row-major
-# index. With that flag off, or for keys of another implementation, the key is returned as is.
+# (jax_threefry_partitionable, on by default): the hash of each element's row-major index. With
+# that flag off, or for keys of another implementation, the key is returned as is.
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
@@ -82,10 +82,13 @@ def _partitionable_bits(key: jax.Array, bit_width: int, shape: tuple[int, ...]) 
   """Random bits of `shape` from key data (2,) uint32, as JAX's partitionable Threefry draws
   them: the hash of each element's 64-bit row-major index (high word, low word), the two output
   words XORed for widths up to 32 bits, concatenated for 64."""
-  size = math.prod(shape)
-  if size >= 2**32:  # the index needs its high word: leave it to JAX
+  if math.prod(shape) >= 2**32:  # the index needs its high word: leave it to JAX
     return jax.extend.random.threefry_prng_impl.random_bits(key, bit_width, shape)
-  lo = jax.lax.iota(np.uint32, size).reshape(shape)
+  # The row-major index from one iota per axis, so that a sharded draw computes its own part.
+  lo = jnp.zeros(shape, np.uint32)
+  for axis in range(len(shape)):
+    stride = np.uint32(math.prod(shape[axis + 1 :]))
+    lo = lo + jax.lax.broadcasted_iota(np.uint32, shape, axis) * stride
   bits1, bits2 = threefry2x32(key[0], key[1], jnp.zeros_like(lo), lo)
   if bit_width == 64:
     return (bits1.astype(np.uint64) << np.uint64(32)) | bits2.astype(np.uint64)
