@@ -13,7 +13,9 @@ name; unfinished runs are included and marked) and prints two Markdown tables:
   average (EMA) of D's parameters and with the current ones, and seconds per epoch from the
   median of perf/steps_per_sec;
 - per dataset, number of labels and loss: the mean ± std over seeds of those counts, next to the
-  paper's Table 1 (MNIST, mean ± std over 10 random labelled subsets).
+  paper's Table 1 (MNIST, mean ± std over 10 random labelled subsets). Once a setting has a
+  finished run, only its finished runs are counted (the others are named); until then its
+  unfinished runs are, marked as such.
 
 The counts are the last epoch's, never the lowest of a run: choosing the epoch by its test error
 would select on the test set (configs/semi_supervised.py keeps no best checkpoint for the same
@@ -130,14 +132,15 @@ def epochs_done(run: Run) -> float:
   return float(curve[0][-1]) if curve is not None else 0.0
 
 
-def mean_std(values) -> str:
-  """'mean ± std (n = k)' over seeds (sample std), the value alone for one seed."""
+def mean_std(values, note: str = "") -> str:
+  """'mean ± std (n = k)' over seeds (sample std), the value alone for one seed; `note` goes
+  inside the parentheses after k."""
   values = np.asarray([v for v in values if np.isfinite(v)], float)
   if values.size == 0:
     return "–"
   if values.size == 1:
-    return f"{values[0]:.0f} (n = 1)"
-  return f"{values.mean():.1f} ± {values.std(ddof=1):.1f} (n = {values.size})"
+    return f"{values[0]:.0f} (n = 1{note})"
+  return f"{values.mean():.1f} ± {values.std(ddof=1):.1f} (n = {values.size}{note})"
 
 
 def _loss(supervised_only: bool) -> str:
@@ -182,13 +185,20 @@ def paper_table(runs: list[Run]) -> str:
     data, labels, supervised_only = key
     paper = PAPER.get(labels) if data == "mnist" and not supervised_only else None
     members = sorted(groups[key], key=lambda r: r.seed)
+    # Finished runs only, once a setting has one: a run a few epochs in is not a seed's result.
+    finished = [r for r in members if r.done]
+    counted = finished or members
+    note = "" if finished or not members else ", unfinished"
+    seeds = ", ".join(str(r.seed) for r in counted) or "–"
+    if finished and len(finished) < len(members):
+      left = ", ".join(str(r.seed) for r in members if not r.done)
+      seeds += f"; not counted, unfinished: {left}"
     lines.append(
       f"| {data} | {labels} | {_loss(supervised_only)} | "
       f"{f'{paper[0]:g} ± {paper[1]:g}' if paper else '–'} | "
-      f"{mean_std(last(r, EMA) for r in members)} | "
-      f"{mean_std(last(r, CURRENT) for r in members)} | "
-      f"{', '.join(str(r.seed) for r in members) or '–'} | "
-      f"{', '.join(f'{epochs_done(r):g}' for r in members) or '–'} |"
+      f"{mean_std((last(r, EMA) for r in counted), note)} | "
+      f"{mean_std((last(r, CURRENT) for r in counted), note)} | "
+      f"{seeds} | {', '.join(f'{epochs_done(r):g}' for r in members) or '–'} |"
     )
   return "\n".join(lines)
 

@@ -307,11 +307,19 @@ def test_summary_tables_and_copied_records(tmp_path):
   assert rows[2] == ("| a | mnist | 100 | 0 | semi-supervised | 3 / 300 | 90 | 95 | 50.0 | done |")
   assert rows[3].startswith("| b | mnist | 100 | 1 | semi-supervised | 2 / 300 | 100 | 130 |")
   paper = script.paper_table(runs).splitlines()
-  # Each run's last count: EMA 90 and 100 (mean 95, sample std 7.07), current 95 and 130.
+  # Only the finished run a counts (EMA 90, current 95); b, unfinished, is named.
+  row = next(r for r in paper if r.startswith("| mnist | 100 | semi-supervised"))
+  assert "| 93 ± 6.5 | 90 (n = 1) | 95 (n = 1) | 0; not counted, unfinished: 1 | 3, 2 |" in row
+  assert any(r.startswith("| mnist | 20 | semi-supervised | 1677 ± 452 | – |") for r in paper)
+  # A setting with no finished run yet shows its unfinished ones, marked.
+  sup = "| mnist | 100 | supervised only | – | 2500 (n = 1, unfinished) | 2400 (n = 1, unfinished) "
+  assert sup + "| 0 | 1 |" in paper
+  # With b finished too: EMA 90 and 100 (mean 95, sample std 7.07), current 95 and 130.
+  (runs_dir / "b" / "DONE").touch()
+  paper = script.paper_table(script.read_runs(str(runs_dir))).splitlines()
   row = next(r for r in paper if r.startswith("| mnist | 100 | semi-supervised"))
   assert "| 93 ± 6.5 | 95.0 ± 7.1 (n = 2) | 112.5 ± 24.7 (n = 2) | 0, 1 | 3, 2 |" in row
-  assert any(r.startswith("| mnist | 20 | semi-supervised | 1677 ± 452 | – |") for r in paper)
-  assert "| mnist | 100 | supervised only | – | 2500 (n = 1) | 2400 (n = 1) | 0 | 1 |" in paper
+  (runs_dir / "b" / "DONE").unlink()
   table = script.epoch_table(runs, script.parse_epochs("1,3,last")).splitlines()
   assert table[0] == "| run, parameters | 1 | 3 | last |"
   assert table[2:6] == [
