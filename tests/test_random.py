@@ -80,6 +80,8 @@ def test_the_hash_compiles_without_a_loop():
 def test_other_keys_are_returned_unchanged():
   rbg = jax.random.key(0, impl="rbg")
   assert random_lib.unrolled(rbg) is rbg
+  keys = jax.random.split(jax.random.PRNGKey(0), 3)  # a batch of raw keys: not one key
+  assert random_lib.unrolled(keys) is keys
   key = jax.random.PRNGKey(0)
   with jax.threefry_partitionable(False):
     assert random_lib.unrolled(key) is key

@@ -121,6 +121,8 @@ def unrolled(key: jax.Array) -> jax.Array:
     if str(jax.random.key_impl(key)) != "threefry2x32":
       return key
     return jax.random.wrap_key_data(jax.random.key_data(key), impl=UNROLLED_THREEFRY)
-  if key.shape != (2,) or jax.config.jax_default_prng_impl != "threefry2x32":
+  if key.shape != (2,) or key.dtype != np.uint32:
+    return key
+  if jax.config.jax_default_prng_impl != "threefry2x32":
     return key
   return jax.random.wrap_key_data(key, impl=UNROLLED_THREEFRY)
