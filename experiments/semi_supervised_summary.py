@@ -188,7 +188,7 @@ def paper_table(runs: list[Run]) -> str:
     # Finished runs only, once a setting has one: a run a few epochs in is not a seed's result.
     finished = [r for r in members if r.done]
     counted = finished or members
-    note = "" if finished or not members else ", unfinished"
+    note = "" if finished else ", unfinished"  # a setting with no runs shows "–" anyway
     seeds = ", ".join(str(r.seed) for r in counted) or "–"
     if finished and len(finished) < len(members):
       left = ", ".join(str(r.seed) for r in members if not r.done)

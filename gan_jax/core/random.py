@@ -51,6 +51,7 @@ def sample_noise(key: jax.Array, shape: tuple[int, ...], dist: str) -> jax.Array
 # (jax_threefry_partitionable, on by default): the hash of each element's row-major index. With
 # that flag off, or for keys of another implementation, the key is returned as is.
 
+_THREEFRY = jax.extend.random.threefry_prng_impl
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
 
@@ -83,7 +84,7 @@ def _partitionable_bits(key: jax.Array, bit_width: int, shape: tuple[int, ...]) 
   them: the hash of each element's 64-bit row-major index (high word, low word), the two output
   words XORed for widths up to 32 bits, concatenated for 64."""
   if math.prod(shape) >= 2**32:  # the index needs its high word: leave it to JAX
-    return jax.extend.random.threefry_prng_impl.random_bits(key, bit_width, shape)
+    return _THREEFRY.random_bits(key, bit_width, shape)
   # The row-major index from one iota per axis, so that a sharded draw computes its own part.
   lo = jnp.zeros(shape, np.uint32)
   for axis in range(len(shape)):
@@ -96,7 +97,6 @@ def _partitionable_bits(key: jax.Array, bit_width: int, shape: tuple[int, ...]) 
   return bits if bit_width == 32 else bits.astype(f"uint{bit_width}")
 
 
-_THREEFRY = jax.extend.random.threefry_prng_impl
 UNROLLED_THREEFRY = jax.extend.random.define_prng_impl(
   key_shape=_THREEFRY.key_shape,
   seed=_THREEFRY.seed,
@@ -121,8 +121,7 @@ def unrolled(key: jax.Array) -> jax.Array:
     if str(jax.random.key_impl(key)) != "threefry2x32":
       return key
     return jax.random.wrap_key_data(jax.random.key_data(key), impl=UNROLLED_THREEFRY)
-  if key.shape != (2,) or key.dtype != np.uint32:
-    return key
-  if jax.config.jax_default_prng_impl != "threefry2x32":
+  raw_threefry = jax.config.jax_default_prng_impl == "threefry2x32"
+  if key.shape != (2,) or key.dtype != np.uint32 or not raw_threefry:
     return key
   return jax.random.wrap_key_data(key, impl=UNROLLED_THREEFRY)
