@@ -92,3 +92,25 @@ def test_parallel_jobs_get_disjoint_cores(tmp_path):
   (tmp_path / "off").mkdir()
   runs = _run_grid(tmp_path / "off", 2, lines, env={"GRID_PIN": "0"})
   assert {_log(runs, f"j{i}")["cpus"] for i in range(4)} == {f"0-{cores - 1}"}
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+def test_table1_script_lists_its_runs_with_the_seeds_asked_for(tmp_path):
+  def names(*args: str) -> list[str]:
+    out = subprocess.run(
+      ["bash", os.path.join(_ROOT, "experiments/semi_supervised.sh"), "--list", str(tmp_path)]
+      + list(args),
+      check=True,
+      capture_output=True,
+      text=True,
+      timeout=60,
+      env=_ENV,
+    ).stdout
+    return [line.split(" ", 1)[0] for line in out.splitlines()]
+
+  others = ["mnist_n50_s0", "mnist_n200_s0", "mnist_n100_supervised_s0", "fashion_mnist_n100_s0"]
+  # Defaults: seeds 0, 1, 2 at 100 labels, seed 0 at 20 labels.
+  assert names() == [f"mnist_n100_s{s}" for s in range(3)] + ["mnist_n20_s0"] + others
+  assert names("4", "2", "300", "0 1") == ["mnist_n100_s4", "mnist_n20_s0", "mnist_n20_s1"] + others
+  # Listing trains nothing.
+  assert os.listdir(tmp_path) == []
