@@ -10,10 +10,10 @@
 # SEEDS_100 defaults to "0 1 2", JOBS (runs at once) to 1, EPOCHS to 300, the paper's and the
 # released code's length (an epoch is 600 iterations of batch 100 over the 60,000 images): with
 # fewer epochs a run differs from the paper's in its length only. SEEDS_20 defaults to "0"; at
-# 20 labels the outcome varies most from one labelled subset to another. --list prints the runs, their
-# state in RUNS_DIR (done, resumes at the last checkpoint, new) and their flags, and trains
-# nothing. Runs that finished (RUNS_DIR/<run>/DONE) are skipped, also when EPOCHS changed since;
-# an interrupted run resumes from its last checkpoint. Summarise with
+# 20 labels the outcome varies most from one labelled subset to another. --list prints the
+# runs, their state in RUNS_DIR (done, resumes at the last checkpoint, new) and their flags, and
+# trains nothing. Runs that finished (RUNS_DIR/<run>/DONE) are skipped, also when EPOCHS changed
+# since; an interrupted run resumes from its last checkpoint. Summarise with
 # experiments/semi_supervised_summary.py RUNS_DIR.
 set -uo pipefail
 cd "$(dirname "$0")/.."
