@@ -147,8 +147,8 @@ def _loss(supervised_only: bool) -> str:
   return "supervised only" if supervised_only else "semi-supervised"
 
 
-def _count(value: float) -> str:
-  return f"{value:.0f}" if np.isfinite(value) else "–"
+def _count(value: float, digits: int = 0) -> str:
+  return f"{value:.{digits}f}" if np.isfinite(value) else "–"
 
 
 def run_table(runs: list[Run]) -> str:
@@ -162,7 +162,7 @@ def run_table(runs: list[Run]) -> str:
     lines.append(
       f"| {run.name} | {run.data} | {run.labels} | {run.seed} | {_loss(run.supervised_only)} | "
       f"{epochs_done(run):g} / {run.epochs:g} | {_count(last(run, EMA))} | "
-      f"{_count(last(run, CURRENT))} | {seconds_per_epoch(run):.1f} | "
+      f"{_count(last(run, CURRENT))} | {_count(seconds_per_epoch(run), 1)} | "
       f"{'done' if run.done else 'unfinished'} |"
     )
   return "\n".join(lines)

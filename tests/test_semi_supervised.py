@@ -5,6 +5,7 @@ a training run that logs the test error, data parallelism and the CIFAR-10/SVHN 
 import importlib.util
 import json
 import os
+import shutil
 
 import chex
 import jax
@@ -306,6 +307,14 @@ def test_summary_tables_and_copied_records(tmp_path):
   # 600 iterations per epoch at 12 iterations/s: 50 s per epoch.
   assert rows[2] == ("| a | mnist | 100 | 0 | semi-supervised | 3 / 300 | 90 | 95 | 50.0 | done |")
   assert rows[3].startswith("| b | mnist | 100 | 1 | semi-supervised | 2 / 300 | 100 | 130 |")
+  # A run that has just started (nothing logged yet): dashes, no NaN.
+  started = runs_dir / "c"
+  started.mkdir()
+  (started / "config.json").write_text((runs_dir / "b" / "config.json").read_text())
+  (started / "metrics.jsonl").write_text("")
+  row = script.run_table(script.read_runs(str(runs_dir))).splitlines()[4]
+  assert row == "| c | mnist | 100 | 1 | semi-supervised | 0 / 300 | – | – | – | unfinished |"
+  shutil.rmtree(started)
   paper = script.paper_table(runs).splitlines()
   # Only the finished run a counts (EMA 90, current 95); b, unfinished, is named.
   row = next(r for r in paper if r.startswith("| mnist | 100 | semi-supervised"))
