@@ -147,7 +147,8 @@ def _loss(supervised_only: bool) -> str:
   return "supervised only" if supervised_only else "semi-supervised"
 
 
-def _count(value: float, digits: int = 0) -> str:
+def _cell(value: float, digits: int = 0) -> str:
+  """A table cell: `value` to `digits` decimals, "–" when there is none (NaN)."""
   return f"{value:.{digits}f}" if np.isfinite(value) else "–"
 
 
@@ -161,8 +162,8 @@ def run_table(runs: list[Run]) -> str:
   for run in runs:
     lines.append(
       f"| {run.name} | {run.data} | {run.labels} | {run.seed} | {_loss(run.supervised_only)} | "
-      f"{epochs_done(run):g} / {run.epochs:g} | {_count(last(run, EMA))} | "
-      f"{_count(last(run, CURRENT))} | {_count(seconds_per_epoch(run), 1)} | "
+      f"{epochs_done(run):g} / {run.epochs:g} | {_cell(last(run, EMA))} | "
+      f"{_cell(last(run, CURRENT))} | {_cell(seconds_per_epoch(run), 1)} | "
       f"{'done' if run.done else 'unfinished'} |"
     )
   return "\n".join(lines)
