@@ -10,7 +10,8 @@
 # SEEDS_100 defaults to "0 1 2", JOBS (runs at once) to 1, EPOCHS to 300, the paper's and the
 # released code's length (an epoch is 600 iterations of batch 100 over the 60,000 images): with
 # fewer epochs a run differs from the paper's in its length only. SEEDS_20 defaults to "0"; at
-# 20 labels the outcome varies most from one labelled subset to another. --list prints the
+# 20 labels the outcome varies most from one labelled subset to another. An empty SEEDS_100 or
+# SEEDS_20 ("") leaves those runs out, to run the others first. --list prints the
 # runs, their state in RUNS_DIR (done, resumes at the last checkpoint, new) and their flags, and
 # trains nothing. Runs that finished (RUNS_DIR/<run>/DONE) are skipped, also when EPOCHS changed
 # since; an interrupted run resumes from its last checkpoint. Summarise with
@@ -24,10 +25,10 @@ if [ "${1:-}" = --list ]; then
   shift
 fi
 RUNS=${1:?usage: $0 [--list] RUNS_DIR [SEEDS_100] [JOBS] [EPOCHS] [SEEDS_20]}
-SEEDS_100=${2:-0 1 2}
+SEEDS_100=${2-0 1 2}
 JOBS=${3:-1}
 EPOCHS=${4:-300}
-SEEDS_20=${5:-0}
+SEEDS_20=${5-0}
 PY=${PYTHON:-python}
 # A checkpoint every 5 epochs (the config's default is every 10): an interrupted run of about 40 s
 # per epoch on a CPU then loses at most a few minutes. The config logs and evaluates every epoch.

@@ -112,5 +112,8 @@ def test_table1_script_lists_its_runs_with_the_seeds_asked_for(tmp_path):
   # Defaults: seeds 0, 1, 2 at 100 labels, seed 0 at 20 labels.
   assert names() == [f"mnist_n100_s{s}" for s in range(3)] + ["mnist_n20_s0"] + others
   assert names("4", "2", "300", "0 1") == ["mnist_n100_s4", "mnist_n20_s0", "mnist_n20_s1"] + others
+  # An empty seed list leaves those runs out (the others can run first).
+  assert names("", "2", "300", "") == others
+  assert names("0", "1", "300", "") == ["mnist_n100_s0"] + others
   # Listing trains nothing.
   assert os.listdir(tmp_path) == []
